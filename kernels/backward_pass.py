@@ -1,0 +1,46 @@
+"""The backward pass: delta recursion and gradient accumulation.
+
+``δ_l = (δ_{l+1} W_{l+1}) ⊙ g'(A_l)``, ``∂W_l = δ_l^T A_{l-1} + λ W_l``,
+``∂b_l = Σ_rows δ_l``.
+"""
+
+from numba import njit
+
+from fastnn.kernels.elementwise import column_sums, multiply_derivative, scaled_copy
+from fastnn.kernels.matmul import matmul
+from fastnn.kernels.views import bias_view, weight_view, workspace_block
+
+
+@njit(inline="always")
+def _layer_gradient(params, table, layer, D, A_prev, weight_decay, grad, n_blocks):
+    # ∂W and ∂b of one layer; D is its delta (n, d_out), A_prev its input (n, d_in)
+    grad_W = weight_view(grad, table, layer)
+    if weight_decay != 0:
+        # λW first, then BLAS adds δ^T A on top (beta = 1)
+        scaled_copy(weight_view(params, table, layer), weight_decay, grad_W, n_blocks)
+        matmul(True, False, 1.0, D, A_prev, 1.0, grad_W, n_blocks)
+    else:
+        matmul(True, False, 1.0, D, A_prev, 0.0, grad_W, n_blocks)
+    column_sums(D, bias_view(grad, table, layer), n_blocks)
+
+
+@njit(cache=True, nogil=True)
+def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_blocks):
+    """Gradient of the loss over the rows of ``X``; ``δ_L`` must be in ``deltas``.
+
+    Parameters are those of :func:`fastnn.reference.backward`, plus
+    ``n_blocks``, the threads to share each step among.
+    """
+    n = X.shape[0]
+    L = table.shape[0]
+    for l in range(L - 1, 0, -1):
+        A_prev = workspace_block(acts, table, l - 1, n)
+        D = workspace_block(deltas, table, l, n)
+        # δ_{l-1} needs W_l; it is computed before anything could change W_l
+        D_prev = workspace_block(deltas, table, l - 1, n)
+        matmul(False, False, 1.0, D, weight_view(params, table, l), 0.0, D_prev, n_blocks)
+        multiply_derivative(D_prev, A_prev, hidden[l - 1], n_blocks)
+        _layer_gradient(params, table, l, D, A_prev, weight_decay, grad, n_blocks)
+    # the first layer reads X (its own array type), outside the loop
+    _layer_gradient(params, table, 0, workspace_block(deltas, table, 0, n), X,
+                    weight_decay, grad, n_blocks)

@@ -1,0 +1,11 @@
+"""Tuning constants of the kernels, in one place.
+
+Waking the threads for a parallel loop costs a few microseconds; below these
+sizes a piece of work runs on the calling thread instead.
+"""
+
+#: element-wise loops over fewer elements than this run serially
+MIN_PARALLEL_ELEMENTS = 8192
+
+#: matrix products with fewer multiply-adds than this are one BLAS call
+MIN_PARALLEL_MULTIPLY_ADDS = 1 << 18

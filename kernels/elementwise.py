@@ -1,0 +1,217 @@
+"""Fused element-wise loops: bias + activation, the activation derivative,
+column sums, scaled copies and row gathers.
+
+Each loop is written once, as an ``inline="always"`` body, and compiled twice
+(DESIGN rule 3: each variant its own ``def``, so cached code cannot mix them
+up): serially and with ``parallel=True``, where its ``prange`` spreads rows over
+Numba's threads.  The public function of each pair picks the variant by the
+size of the work.  Rows are independent and column sums keep a fixed order, so
+results do not depend on the thread count.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from fastnn import codes
+from fastnn.kernels.config import MIN_PARALLEL_ELEMENTS
+
+
+@njit(inline="always")
+def sigmoid(z):
+    """Logistic function without overflow for large ``|z|``."""
+    if z >= 0:
+        return 1.0 / (1.0 + np.exp(-z))
+    e = np.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(inline="always")
+def _threaded(n_blocks, n_elements):
+    return n_blocks > 1 and n_elements >= MIN_PARALLEL_ELEMENTS
+
+
+# ------------------------------------------------------------ bias + activation
+
+@njit(inline="always")
+def _add_bias_activate(Z, b, code):
+    n, d = Z.shape
+    for i in prange(n):
+        row = Z[i]
+        if code == codes.RELU:
+            for j in range(d):
+                v = row[j] + b[j]
+                row[j] = v if v > 0 else 0
+        elif code == codes.SIGMOID:
+            for j in range(d):
+                row[j] = sigmoid(row[j] + b[j])
+        elif code == codes.TANH:
+            for j in range(d):
+                row[j] = np.tanh(row[j] + b[j])
+        elif code == codes.LEAKY_RELU:
+            for j in range(d):
+                v = row[j] + b[j]
+                row[j] = v if v > 0 else codes.LEAKY_SLOPE * v
+        else:
+            for j in range(d):
+                row[j] += b[j]
+
+
+@njit(cache=True, nogil=True)
+def _add_bias_activate_serial(Z, b, code):
+    _add_bias_activate(Z, b, code)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _add_bias_activate_parallel(Z, b, code):
+    _add_bias_activate(Z, b, code)
+
+
+@njit(inline="always")
+def add_bias_activate(Z, b, code, n_blocks):
+    """``Z ← g(Z + b)`` for activation ``code``; ``Z`` (n, d), ``b`` (d,)."""
+    if _threaded(n_blocks, Z.size):
+        _add_bias_activate_parallel(Z, b, code)
+    else:
+        _add_bias_activate_serial(Z, b, code)
+
+
+# ------------------------------------------------------------ derivative
+
+@njit(inline="always")
+def _multiply_derivative(D, A, code):
+    n, d = D.shape
+    for i in prange(n):
+        drow = D[i]
+        arow = A[i]
+        if code == codes.RELU:
+            for j in range(d):
+                if arow[j] <= 0:
+                    drow[j] = 0
+        elif code == codes.SIGMOID:
+            for j in range(d):
+                drow[j] *= arow[j] * (1 - arow[j])
+        elif code == codes.TANH:
+            for j in range(d):
+                drow[j] *= 1 - arow[j] * arow[j]
+        elif code == codes.LEAKY_RELU:
+            for j in range(d):
+                if arow[j] <= 0:
+                    drow[j] *= codes.LEAKY_SLOPE
+
+
+@njit(cache=True, nogil=True)
+def _multiply_derivative_serial(D, A, code):
+    _multiply_derivative(D, A, code)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _multiply_derivative_parallel(D, A, code):
+    _multiply_derivative(D, A, code)
+
+
+@njit(inline="always")
+def multiply_derivative(D, A, code, n_blocks):
+    """``D ← D ⊙ g'(Z)``, the derivative taken from the stored ``A = g(Z)``; both (n, d)."""
+    if code == codes.IDENTITY:
+        return
+    if _threaded(n_blocks, D.size):
+        _multiply_derivative_parallel(D, A, code)
+    else:
+        _multiply_derivative_serial(D, A, code)
+
+
+# ------------------------------------------------------------ column sums
+
+@njit(inline="always")
+def _column_sums(D, out, n_blocks):
+    # Each block of columns adds the rows in order: the same sums for any
+    # number of blocks, and no two threads write the same entry.
+    n, d = D.shape
+    for t in prange(n_blocks):
+        lo = t * d // n_blocks
+        hi = (t + 1) * d // n_blocks
+        for j in range(lo, hi):
+            out[j] = 0
+        for i in range(n):
+            row = D[i]
+            for j in range(lo, hi):
+                out[j] += row[j]
+
+
+@njit(cache=True, nogil=True)
+def _column_sums_serial(D, out):
+    _column_sums(D, out, 1)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _column_sums_parallel(D, out, n_blocks):
+    _column_sums(D, out, n_blocks)
+
+
+@njit(inline="always")
+def column_sums(D, out, n_blocks):
+    """``out[j] ← Σ_i D[i, j]``; ``D`` (n, d), ``out`` (d,)."""
+    if _threaded(n_blocks, D.size) and D.shape[1] >= n_blocks:
+        _column_sums_parallel(D, out, n_blocks)
+    else:
+        _column_sums_serial(D, out)
+
+
+# ------------------------------------------------------------ scaled copy
+
+@njit(inline="always")
+def _scaled_copy(src, scale, dst):
+    n, d = src.shape
+    for i in prange(n):
+        for j in range(d):
+            dst[i, j] = scale * src[i, j]
+
+
+@njit(cache=True, nogil=True)
+def _scaled_copy_serial(src, scale, dst):
+    _scaled_copy(src, scale, dst)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _scaled_copy_parallel(src, scale, dst):
+    _scaled_copy(src, scale, dst)
+
+
+@njit(inline="always")
+def scaled_copy(src, scale, dst, n_blocks):
+    """``dst ← scale · src`` over same-shaped (n, d) arrays."""
+    if _threaded(n_blocks, src.size):
+        _scaled_copy_parallel(src, scale, dst)
+    else:
+        _scaled_copy_serial(src, scale, dst)
+
+
+# ------------------------------------------------------------ gather
+
+@njit(inline="always")
+def _gather_rows(src, order, start, dst):
+    n, d = dst.shape
+    for i in prange(n):
+        row = src[order[start + i]]
+        out = dst[i]
+        for j in range(d):
+            out[j] = row[j]
+
+
+@njit(cache=True, nogil=True)
+def _gather_rows_serial(src, order, start, dst):
+    _gather_rows(src, order, start, dst)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _gather_rows_parallel(src, order, start, dst):
+    _gather_rows(src, order, start, dst)
+
+
+@njit(inline="always")
+def gather_rows(src, order, start, dst, n_blocks):
+    """``dst[i] ← src[order[start + i]]`` for every row ``i`` of ``dst``."""
+    if _threaded(n_blocks, dst.size):
+        _gather_rows_parallel(src, order, start, dst)
+    else:
+        _gather_rows_serial(src, order, start, dst)
