@@ -1,0 +1,48 @@
+"""Scores of predictions against dense targets: accuracy and R²."""
+
+import numpy as np
+
+
+def accuracy(output, A, Y):
+    """Fraction of rows predicted right.
+
+    Parameters
+    ----------
+    output : {"softmax", "sigmoid"}
+    A : ndarray, shape (n, d_L)
+        Output activations.
+    Y : ndarray, shape (n, d_L)
+        Dense targets (one-hot/probabilities, or 0/1 labels).
+
+    Returns
+    -------
+    float
+        softmax: arg-max agreement; sigmoid: every label of the row right
+        (subset accuracy, as scikit-learn scores multilabel problems).
+    """
+    if output == "softmax":
+        return float(np.mean(A.argmax(axis=1) == Y.argmax(axis=1)))
+    return float(np.mean(((A > 0.5) == (Y > 0.5)).all(axis=1)))
+
+
+def r2_score(A, Y):
+    """Coefficient of determination, averaged uniformly over the outputs.
+
+    Parameters
+    ----------
+    A, Y : ndarray, shape (n, d_L)
+        Predictions and targets.
+
+    Returns
+    -------
+    float
+        As scikit-learn's ``r2_score`` (``multioutput="uniform_average"``): an
+        output whose targets are constant scores 1 if predicted exactly, else 0.
+    """
+    A = A.astype(np.float64)
+    Y = Y.astype(np.float64)
+    residual = ((Y - A) ** 2).sum(axis=0)
+    total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
+                      np.where(residual == 0, 1.0, 0.0))
+    return float(scores.mean())

@@ -1,0 +1,287 @@
+"""Input checks and conversions at the API boundary.
+
+Everything a user hands to :class:`fastnn.Network` passes through here once:
+names become codes, arrays become C-contiguous, writable arrays of the
+network's dtype, targets become a dense ``(n, d_L)`` matrix.  Anything wrong
+raises ``ValueError`` or ``TypeError`` saying what was wrong and what was
+expected, before any parameter is touched.  Nothing here computes a model
+quantity; the kernels never check anything.
+"""
+
+import numbers
+
+import numpy as np
+
+from fastnn import codes
+
+DTYPES = ("float32", "float64")
+BACKENDS = ("numba", "numpy")
+
+
+# ------------------------------------------------------------------- scalars
+
+def _describe(value):
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_int(name, value, minimum=None):
+    """An integer (Python or NumPy, not bool) at least ``minimum``; returns int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {_describe(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return value
+
+
+def check_real(name, value, minimum=None, maximum=None, *, min_inclusive=True,
+               max_inclusive=True):
+    """A finite real number inside the given bounds; returns float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+    value = float(value)
+    low = "" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
+    high = "" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
+    interval = f"in {low or '(-inf'}, {high or 'inf)'}"
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number {interval}; got {value}")
+    if minimum is not None and (value < minimum or (value == minimum and not min_inclusive)):
+        raise ValueError(f"{name} must be {interval}; got {value}")
+    if maximum is not None and (value > maximum or (value == maximum and not max_inclusive)):
+        raise ValueError(f"{name} must be {interval}; got {value}")
+    return value
+
+
+def check_bool(name, value):
+    """A bool (Python or NumPy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {_describe(value)}")
+    return bool(value)
+
+
+def check_choice(name, value, options):
+    """One of ``options`` (strings)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {list(options)}; got {_describe(value)}")
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {list(options)}")
+    return value
+
+
+# -------------------------------------------------------------- architecture
+
+def check_sizes(sizes):
+    """Layer widths: a sequence of at least two positive integers; returns a tuple."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        raise TypeError("sizes must be a sequence of layer widths such as [784, 200, 10]; "
+                        f"got {_describe(sizes)}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError("sizes needs at least two layer widths (inputs and outputs), "
+                         f"such as [784, 10]; got {sizes}")
+    return tuple(check_int(f"sizes[{i}]", s, minimum=1) for i, s in enumerate(sizes))
+
+
+def check_activation(activation, n_hidden):
+    """Hidden activations: one name for all hidden layers or one per hidden layer.
+
+    Returns
+    -------
+    names : tuple of str, length n_hidden
+    hidden : ndarray of int64, shape (n_hidden,)
+    """
+    options = tuple(codes.ACTIVATIONS)
+    if isinstance(activation, str):
+        names = (check_choice("activation", activation, options),) * n_hidden
+    elif hasattr(activation, "__len__"):
+        names = tuple(activation)
+        if len(names) != n_hidden:
+            raise ValueError(f"activation lists {len(names)} names but the network has "
+                             f"{n_hidden} hidden layers; give one name per hidden layer "
+                             "or a single name")
+        names = tuple(check_choice(f"activation[{i}]", a, options) for i, a in enumerate(names))
+    else:
+        raise TypeError(f"activation must be a name from {list(options)} or a list of them; "
+                        f"got {_describe(activation)}")
+    return names, np.array([codes.ACTIVATIONS[a] for a in names], dtype=np.int64)
+
+
+def check_output(output, n_outputs):
+    """Output name, checked against the width of the output layer."""
+    check_choice("output", output, tuple(codes.OUTPUTS))
+    if output == "softmax" and n_outputs < 2:
+        raise ValueError("a softmax output needs at least 2 units (one per class); for a "
+                         "binary problem use output='sigmoid' with 1 unit")
+    return output
+
+
+def check_dtype(dtype):
+    """``float32`` or ``float64`` (a name, a NumPy type or a dtype); returns np.dtype."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {list(DTYPES)}")
+    return resolved
+
+
+def check_n_threads(n_threads, available):
+    """``None`` (all ``available`` threads) or an integer in ``1..available``."""
+    if n_threads is None:
+        return available
+    n_threads = check_int("n_threads", n_threads, minimum=1)
+    if n_threads > available:
+        raise ValueError(f"n_threads={n_threads} exceeds the {available} threads Numba may "
+                         "use here (NUMBA_NUM_THREADS)")
+    return n_threads
+
+
+def check_seed(seed):
+    """``None`` or a non-negative integer."""
+    if seed is None:
+        return None
+    return check_int("seed", seed, minimum=0)
+
+
+# -------------------------------------------------------------------- arrays
+
+def _as_numeric_array(name, values):
+    try:
+        array = np.asarray(values)
+    except Exception as error:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array; could not convert it: {error}") from None
+    if array.dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued; got complex dtype {array.dtype}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array; got dtype {array.dtype} "
+                        "(strings and objects are not converted)")
+    return array
+
+
+def _check_finite(name, array):
+    # The sum is NaN/inf whenever an element is, so one cheap reduction settles
+    # the common case; only a non-finite sum (possibly an overflow) needs the
+    # element-wise look that also finds the culprit.
+    if array.dtype.kind != "f" or np.isfinite(array.sum(dtype=np.float64)):
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = np.unravel_index(np.flatnonzero(bad)[0], array.shape)
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s), the "
+                         f"first at index {tuple(int(i) for i in where)}; expected finite numbers")
+
+
+def _convert(array, dtype):
+    # One conversion at the boundary: dtype, C order, writable (a read-only
+    # array is another Numba type and would compile the kernels again).
+    return np.require(array, dtype=dtype, requirements=["C", "W", "A"])
+
+
+def as_features(X, n_features, dtype, name="X"):
+    """Checked, converted inputs.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, n_features)
+    n_features : int
+    dtype : np.dtype
+
+    Returns
+    -------
+    ndarray of ``dtype``, shape (n, n_features), C-contiguous and writable
+    """
+    array = _as_numeric_array(name, X)
+    if array.ndim != 2:
+        hint = " (for one sample use X.reshape(1, -1))" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}); got "
+                         f"{array.ndim}-D array of shape {array.shape}{hint}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 rows); expected at least one sample")
+    if array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features per row but the network "
+                         f"expects {n_features} (sizes[0])")
+    _check_finite(name, array)
+    return _convert(array, dtype)
+
+
+def as_targets(y, output, n_outputs, n_rows, dtype):
+    """Dense targets ``Y`` for the output/loss pair.
+
+    Parameters
+    ----------
+    y : array-like
+        softmax: int labels (n,) in ``0..C-1`` or (n, C) one-hot/probabilities;
+        sigmoid: (n,) 0/1 for one unit or (n, k) multilabel in [0, 1];
+        identity: (n,) for one unit or (n, d_L).
+    output : str
+    n_outputs : int
+        ``d_L``.
+    n_rows : int
+        Rows of ``X``; ``y`` must have as many.
+    dtype : np.dtype
+
+    Returns
+    -------
+    ndarray of ``dtype``, shape (n_rows, n_outputs), C-contiguous
+    """
+    array = _as_numeric_array("y", y)
+    if array.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D; got {array.ndim}-D array of shape {array.shape}")
+    if array.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {array.shape[0]}; expected one "
+                         "target per row")
+    _check_finite("y", array)
+
+    if output == "softmax" and array.ndim == 1:
+        labels = array
+        if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+            raise ValueError("class labels for a softmax output must be integers 0.."
+                             f"{n_outputs - 1}; got non-integer values such as "
+                             f"{labels[labels != np.round(labels)][0]}")
+        if labels.dtype.kind == "b":
+            labels = labels.astype(np.int64)
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= n_outputs:
+            raise ValueError(f"class labels must lie in 0..{n_outputs - 1} for {n_outputs} "
+                             f"output units; got labels from {low} to {high}")
+        Y = np.zeros((n_rows, n_outputs), dtype=dtype)
+        Y[np.arange(n_rows), labels.astype(np.int64)] = 1
+        return Y
+
+    if array.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(f"y is 1-D but the network has {n_outputs} output units; "
+                             f"expected shape ({n_rows}, {n_outputs})")
+        array = array.reshape(n_rows, 1)
+    if array.shape[1] != n_outputs:
+        raise ValueError(f"y has {array.shape[1]} columns but the network has {n_outputs} "
+                         f"output units; expected shape ({n_rows}, {n_outputs})")
+    if output == "softmax":
+        if array.min() < 0:
+            raise ValueError("softmax targets given as (n, C) must be one-hot or probability "
+                             "rows; got negative entries")
+        sums = array.sum(axis=1, dtype=np.float64)
+        if not np.allclose(sums, 1.0, atol=1e-3):
+            row = int(np.argmax(np.abs(sums - 1.0)))
+            raise ValueError("softmax targets given as (n, C) must be one-hot or probability "
+                             f"rows summing to 1; row {row} sums to {sums[row]:.6g}")
+    elif output == "sigmoid":
+        if array.min() < 0 or array.max() > 1:
+            raise ValueError("sigmoid targets must be 0/1 labels (or probabilities in [0, 1]); "
+                             f"got values from {array.min()} to {array.max()}")
+    return _convert(array, dtype)
+
+
+def check_training(epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle):
+    """The hyperparameters of :meth:`fastnn.Network.fit`; returns them converted."""
+    epochs = check_int("epochs", epochs, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    lr = check_real("lr", lr, minimum=0.0, min_inclusive=False)
+    momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
+    nesterov = check_bool("nesterov", nesterov)
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
+    shuffle = check_bool("shuffle", shuffle)
+    return epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle
