@@ -1,0 +1,80 @@
+"""Shared problem factories and helpers for the test suite.
+
+Every factory is seeded, so a failure reproduces exactly.
+"""
+
+import numpy as np
+import pytest
+
+from fastnn import Network, codes, kernels, reference
+from fastnn.layout import n_units, workspace_block
+from fastnn.threads import available_threads, thread_scope
+
+ACTIVATIONS = tuple(codes.ACTIVATIONS)
+OUTPUTS = tuple(codes.OUTPUTS)
+DTYPES = ("float32", "float64")
+BACKENDS = {"numba": kernels, "numpy": reference}
+
+#: relative tolerance of numba vs reference, per dtype (SPEC section 6)
+PARITY_RTOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def make_targets(output, n, n_outputs, rng):
+    """Integer labels (softmax), 0/1 matrix (sigmoid) or real values (identity)."""
+    if output == "softmax":
+        return rng.integers(0, n_outputs, size=n)
+    if output == "sigmoid":
+        return (rng.random((n, n_outputs)) > 0.5).astype(np.int64)
+    return rng.standard_normal((n, n_outputs))
+
+
+def make_problem(sizes, output, n, seed=0):
+    """Random inputs (n, d_0) and matching targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0]))
+    return X, make_targets(output, n, sizes[-1], rng)
+
+
+def relative_error(actual, expected):
+    """max |a - e| / max |e|: one number that is small when two arrays agree."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(np.abs(expected).max(), np.finfo(np.float64).tiny)
+    return np.abs(actual - expected).max() / scale
+
+
+class KernelCase:
+    """One network's buffers, ready to call both backends on the same inputs."""
+
+    def __init__(self, sizes, activation, output, dtype, n, seed=0):
+        self.net = Network(sizes, activation=activation, output=output, dtype=dtype, seed=seed)
+        X, y = make_problem(sizes, output, n, seed)
+        self.X = self.net._features(X)
+        self.Y = self.net._targets(y, n)
+        self.table = self.net._table
+        self.hidden = self.net._hidden
+        self.output = self.net._output_code
+        self.dtype = self.net.dtype
+        self.n = n
+        self.last = len(sizes) - 2
+
+    def workspace(self, rows=None):
+        rows = self.n if rows is None else rows
+        return np.zeros(rows * n_units(self.table), dtype=self.dtype)
+
+    def block(self, buffer, layer, rows=None):
+        return workspace_block(buffer, self.table, layer, self.n if rows is None else rows)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def n_threads(request):
+    """Run under 1 and 2 threads: the serial and the parallel kernels."""
+    if request.param > available_threads():
+        pytest.skip(f"needs {request.param} threads, Numba has {available_threads()}")
+    return request.param
+
+
+@pytest.fixture
+def scoped():
+    """``scoped(backend, n_threads)``: the thread scope the Network would use."""
+    return thread_scope

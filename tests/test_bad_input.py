@@ -1,0 +1,135 @@
+"""Bad input raises a clear ValueError/TypeError before any parameter is touched.
+
+One table, one row per case: (id, call, exception, message pattern).  ``call``
+gets a fresh trained-looking network and valid data, and breaks one thing.
+"""
+
+import re
+
+import numpy as np
+import pytest
+from numba.core.errors import NumbaError
+
+from fastnn import Network
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((20, 4))
+Y = np.arange(20) % 3
+X_NAN = X.copy()
+X_NAN[3, 2] = np.nan
+X_INF = X.copy()
+X_INF[0, 0] = np.inf
+
+
+def fit(**changes):
+    def call(net):
+        kwargs = dict(X=X, y=Y, epochs=1, batch_size=4, lr=0.1)
+        kwargs.update(changes)
+        net.fit(kwargs.pop("X"), kwargs.pop("y"), **kwargs)
+    return call
+
+
+def construct(*args, **kwargs):
+    def call(net):
+        Network(*args, **kwargs)
+    return call
+
+
+CASES = [
+    # ----- construction: architecture and names
+    ("sizes-not-sequence", construct(784), TypeError, "sizes must be a sequence"),
+    ("sizes-string", construct("784,10"), TypeError, "sizes must be a sequence"),
+    ("sizes-one-layer", construct([5]), ValueError, "at least two layer widths"),
+    ("sizes-zero", construct([5, 0, 2]), ValueError, r"sizes\[1\] must be an integer >= 1"),
+    ("sizes-negative", construct([5, -3, 2]), ValueError, r"sizes\[1\] must be an integer >= 1"),
+    ("sizes-float", construct([5, 2.5, 2]), TypeError, r"sizes\[1\] must be an integer"),
+    ("sizes-bool", construct([5, True, 2]), TypeError, r"sizes\[1\] must be an integer"),
+    ("activation-unknown", construct([4, 3, 2], activation="relu6"), ValueError,
+     r"unknown activation 'relu6'; expected one of \['identity', 'relu'"),
+    ("activation-list-length", construct([4, 3, 3, 2], activation=["relu"]), ValueError,
+     "lists 1 names but the network has 2 hidden layers"),
+    ("activation-type", construct([4, 3, 2], activation=3), TypeError,
+     "activation must be a name"),
+    ("output-unknown", construct([4, 3, 2], output="softplus"), ValueError,
+     "unknown output 'softplus'"),
+    ("softmax-one-unit", construct([4, 3, 1], output="softmax"), ValueError,
+     "softmax output needs at least 2 units"),
+    ("dtype-unknown", construct([4, 2], dtype="float16"), ValueError,
+     r"unsupported dtype 'float16'; expected one of \['float32', 'float64'\]"),
+    ("dtype-garbage", construct([4, 2], dtype="double-ish"), ValueError, "unsupported dtype"),
+    ("backend-unknown", construct([4, 2], backend="torch"), ValueError,
+     r"unknown backend 'torch'; expected one of \['numba', 'numpy'\]"),
+    ("threads-zero", construct([4, 2], n_threads=0), ValueError, "n_threads must be an integer >= 1"),
+    ("threads-too-many", construct([4, 2], n_threads=10_000), ValueError,
+     "exceeds the .* threads Numba may use"),
+    ("threads-string", construct([4, 2], n_threads="2"), TypeError, "n_threads must be an integer"),
+    ("seed-negative", construct([4, 2], seed=-1), ValueError, "seed must be an integer >= 0"),
+    ("seed-float", construct([4, 2], seed=1.5), TypeError, "seed must be an integer"),
+    ("init-unknown", construct([4, 2], init="zeros"), ValueError, "unknown init 'zeros'"),
+    # ----- the inputs X
+    ("X-1d", fit(X=X[0]), ValueError, r"X must be 2-D .* got 1-D .*reshape\(1, -1\)"),
+    ("X-3d", fit(X=X[None]), ValueError, "X must be 2-D .* got 3-D"),
+    ("X-width", fit(X=X[:, :3]), ValueError, r"X has 3 features per row but the network expects 4"),
+    ("X-empty", fit(X=X[:0], y=Y[:0]), ValueError, r"X is empty \(0 rows\)"),
+    ("X-nan", fit(X=X_NAN), ValueError, r"X contains 1 NaN or infinite value\(s\), the first at index \(3, 2\)"),
+    ("X-inf", fit(X=X_INF), ValueError, r"X contains 1 NaN or infinite .* \(0, 0\)"),
+    ("X-strings", fit(X=X.astype(str)), TypeError, "X must be a numeric array; got dtype <U"),
+    ("X-object", fit(X=X.astype(object)), TypeError, "X must be a numeric array; got dtype object"),
+    ("X-complex", fit(X=X + 1j), TypeError, "X must be real-valued; got complex"),
+    ("X-ragged", fit(X=[[1.0, 2.0], [3.0]]), TypeError, "X must be a numeric array"),
+    # ----- the targets y
+    ("y-rows", fit(y=Y[:-1]), ValueError, "X has 20 rows but y has 19"),
+    ("y-nan", fit(y=np.where(Y == 1, np.nan, Y)), ValueError, "y contains .* NaN"),
+    ("labels-too-big", fit(y=Y + 1), ValueError, r"class labels must lie in 0..2 .* from 1 to 3"),
+    ("labels-negative", fit(y=Y - 1), ValueError, r"class labels must lie in 0..2 .* from -1 to 1"),
+    ("labels-fractional", fit(y=Y + 0.5), ValueError, "must be integers 0..2; got non-integer values such as 0.5"),
+    ("labels-strings", fit(y=Y.astype(str)), TypeError, "y must be a numeric array"),
+    ("onehot-width", fit(y=np.eye(4)[Y]), ValueError, "y has 4 columns but the network has 3 output units"),
+    ("probabilities-not-summing", fit(y=np.eye(3)[Y] * 0.5), ValueError, "rows summing to 1; row 0 sums to 0.5"),
+    ("probabilities-negative", fit(y=np.eye(3)[Y] * 2 - 0.5), ValueError, "got negative entries"),
+    ("y-3d", fit(y=np.eye(3)[Y][None]), ValueError, "y must be 1-D or 2-D"),
+    # ----- hyperparameters
+    ("lr-zero", fit(lr=0), ValueError, r"lr must be in \(0.0, inf\); got 0.0"),
+    ("lr-negative", fit(lr=-0.1), ValueError, r"lr must be in \(0.0, inf\); got -0.1"),
+    ("lr-nan", fit(lr=float("nan")), ValueError, "lr must be a finite number"),
+    ("lr-inf", fit(lr=float("inf")), ValueError, "lr must be a finite number"),
+    ("lr-string", fit(lr="0.1"), TypeError, "lr must be a real number; got '0.1'"),
+    ("momentum-one", fit(momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\); got 1.0"),
+    ("momentum-negative", fit(momentum=-0.5), ValueError, r"momentum must be in \[0.0, 1.0\)"),
+    ("nesterov-without-momentum", fit(nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
+    ("nesterov-string", fit(nesterov="yes", momentum=0.9), TypeError, "nesterov must be True or False"),
+    ("weight-decay-negative", fit(weight_decay=-1e-3), ValueError, r"weight_decay must be in \[0.0, inf\)"),
+    ("batch-size-zero", fit(batch_size=0), ValueError, "batch_size must be an integer >= 1; got 0"),
+    ("batch-size-float", fit(batch_size=2.5), TypeError, "batch_size must be an integer"),
+    ("epochs-negative", fit(epochs=-1), ValueError, "epochs must be an integer >= 0; got -1"),
+    ("shuffle-string", fit(shuffle="no"), TypeError, "shuffle must be True or False"),
+    ("gradient-decay-negative", lambda net: net.gradient(X, Y, weight_decay=-1), ValueError,
+     "weight_decay must be in"),
+    ("predict-width", lambda net: net.predict(X[:, :2]), ValueError, "X has 2 features per row"),
+    ("loss-labels", lambda net: net.loss(X, Y + 5), ValueError, "class labels must lie in 0..2"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_bad_input_raises_clear_error_and_changes_nothing(case, backend):
+    _, call, error, pattern = case
+    net = Network([4, 5, 3], seed=0, backend=backend)
+    net.fit(X, Y, epochs=1)  # a network mid-life, with state worth protecting
+    before = net.params.copy()
+    with pytest.raises(error, match=pattern) as raised:
+        call(net)
+    # our own message, not a Numba typing error from deep inside a kernel
+    assert not isinstance(raised.value, NumbaError)
+    assert not re.search(r"nopython|Traceback", str(raised.value))
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_other_targets_per_output():
+    """sigmoid targets in [0, 1], identity widths."""
+    binary = Network([4, 3, 1], output="sigmoid")
+    with pytest.raises(ValueError, match=r"sigmoid targets must be 0/1 .* from 0 to 2"):
+        binary.fit(X, Y, epochs=1)
+    multi = Network([4, 3, 2], output="identity")
+    with pytest.raises(ValueError, match=r"y is 1-D but the network has 2 output units; expected shape \(20, 2\)"):
+        multi.fit(X, Y.astype(float), epochs=1)
