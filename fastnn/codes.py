@@ -33,3 +33,14 @@ OUTPUTS = {
     "sigmoid": OUT_SIGMOID,
     "softmax": OUT_SOFTMAX,
 }
+
+SGD = 0
+ADAM = 1
+ADAMW = 2
+
+#: optimizer names -> codes (SPEC section 4; PyTorch's formulas)
+OPTIMIZERS = {
+    "sgd": SGD,
+    "adam": ADAM,
+    "adamw": ADAMW,
+}

@@ -104,8 +104,8 @@ def output_activation(output, Z, A):
         A[...] = Z
 
 
-def loss_sum(output, Z, Y):
-    """Sum over the rows of the data loss.
+def loss_sum(output, Z, Y, weights):
+    """Weighted sum over the rows of the data loss, ``Σ_i w_i L_i``.
 
     Parameters
     ----------
@@ -114,22 +114,25 @@ def loss_sum(output, Z, Y):
         Logits.
     Y : ndarray, shape (n, d_L)
         Dense targets (one-hot or probabilities, 0/1, or values).
+    weights : ndarray, shape (n,)
+        Row weights (ones for the plain mean).
 
     Returns
     -------
     float
         In float64 whatever the dtype.
     """
-    return float(_row_losses(output, Z, Y).sum())
+    return float(weights.astype(np.float64) @ _row_losses(output, Z, Y))
 
 
-def error_count(output, Z, Y):
-    """Misclassified rows (softmax: arg-max; sigmoid: any label wrong); NaN for regression."""
-    return float(_row_errors(output, Z, Y).sum())
+def error_count(output, Z, Y, weights):
+    """Weighted count of misclassified rows (softmax: arg-max; sigmoid: any label
+    wrong), ``Σ_i w_i [row i wrong]``; NaN for regression."""
+    return float(weights.astype(np.float64) @ _row_errors(output, Z, Y))
 
 
-def output_delta(output, Z, Y, scale, delta):
-    """Output delta ``δ_L = (o(Z) - Y) * scale`` of a matched output/loss pair.
+def output_delta(output, Z, Y, weights, scale, delta):
+    """Output delta ``δ_L = (o(Z) - Y) * w * scale`` of a matched output/loss pair.
 
     Parameters
     ----------
@@ -137,20 +140,22 @@ def output_delta(output, Z, Y, scale, delta):
     Z : ndarray, shape (n, d_L)
         Logits.
     Y : ndarray, shape (n, d_L)
+    weights : ndarray, shape (n,)
+        Row weights.
     scale : scalar of the array dtype
-        ``1 / n`` for the mean loss.
+        ``1 / Σ w`` for the weighted mean loss (``1 / n`` with unit weights).
     delta : ndarray, shape (n, d_L)
         Written.
 
     Returns
     -------
     float
-        Sum over the rows of the loss (float64).
+        ``Σ_i w_i L_i`` (float64).
     """
     A = np.empty_like(Z)
     output_activation(output, Z, A)
-    delta[...] = (A - Y) * scale
-    return loss_sum(output, Z, Y)
+    delta[...] = (A - Y) * (weights * scale)[:, None]
+    return loss_sum(output, Z, Y, weights)
 
 
 # ------------------------------------------------------------------ the passes
@@ -211,71 +216,136 @@ def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
                 (delta @ weights[l]) * derivative_from_activation(hidden[l - 1], A_prev))
 
 
-def sgd_update(params, grad, velocity, lr, momentum, nesterov):
-    """In-place SGD step (SPEC section 4), PyTorch's conventions.
+def clip_gradient(grad, clip_norm):
+    """Scale ``grad`` in place so its global L2 norm is at most ``clip_norm``.
+
+    PyTorch's ``clip_grad_norm_``: the factor is ``clip_norm / (norm + 1e-6)``,
+    applied only when below 1.  ``clip_norm == 0`` disables clipping.
+    """
+    if clip_norm == 0:
+        return
+    norm = np.sqrt(np.sum(grad.astype(np.float64) ** 2))
+    factor = clip_norm / (norm + 1e-6)
+    if factor < 1:
+        grad *= grad.dtype.type(factor)
+
+
+def optimizer_step(params, grad, state, table, settings, step):
+    """One in-place optimizer step (SPEC section 4), PyTorch's formulas.
 
     Parameters
     ----------
-    params, grad, velocity : ndarray, shape (n_params,)
-        ``velocity`` is read and written only when ``momentum > 0``.
-    lr, momentum : scalars of the array dtype
-    nesterov : bool
+    params, grad : ndarray, shape (n_params,)
+        ``grad`` is the gradient ``D`` (with L2 already in it, except for
+        AdamW); it is clipped in place when ``settings.clip_norm > 0``.
+    state : ndarray, shape (rows, n_params)
+        SGD: velocity ``V`` in row 0 (used only with momentum); Adam/AdamW:
+        moments ``m``, ``v`` in rows 0 and 1.
+    table : ndarray of int64, shape (L, 5)
+        Locates the weights, which AdamW decays and biases it does not.
+    settings : fastnn.optim.StepSettings
+    step : ndarray of int64, shape (1,)
+        Steps taken; Adam increments it before its bias correction.
 
     Notes
     -----
-    plain: ``θ ← θ - α D``; momentum: ``V ← μV + D, θ ← θ - α V``;
-    Nesterov: ``V ← μV + D, θ ← θ - α (D + μV)``.
+    SGD: plain ``θ ← θ - αD``; momentum ``V ← μV + D, θ ← θ - αV``; Nesterov
+    ``V ← μV + D, θ ← θ - α(D + μV)``.  Adam: ``m ← β1 m + (1-β1) D``,
+    ``v ← β2 v + (1-β2) D²``, ``θ ← θ - (α / (1-β1^t)) m / (√v / √(1-β2^t) + ε)``;
+    AdamW first decays the weights, ``W ← W (1 - αλ)``.
     """
-    if momentum == 0:
-        params -= lr * grad
+    clip_gradient(grad, settings.clip_norm)
+    lr = settings.lr
+    if settings.code == codes.SGD:
+        if settings.momentum == 0:
+            params -= lr * grad
+            return
+        velocity = state[0]
+        velocity *= settings.momentum
+        velocity += grad
+        if settings.nesterov:
+            params -= lr * (grad + settings.momentum * velocity)
+        else:
+            params -= lr * velocity
         return
-    velocity *= momentum
-    velocity += grad
-    if nesterov:
-        params -= lr * (grad + momentum * velocity)
-    else:
-        params -= lr * velocity
+    step[0] += 1
+    t = int(step[0])
+    cast = params.dtype.type
+    if settings.code == codes.ADAMW and settings.weight_decay != 0:
+        for W in parameter_views(params, table)[0]:
+            W *= cast(1 - float(lr) * float(settings.weight_decay))
+    beta1, beta2 = settings.beta1, settings.beta2
+    m, v = state[0], state[1]
+    m[...] = beta1 * m + (1 - beta1) * grad
+    v[...] = beta2 * v + (1 - beta2) * grad * grad
+    # the bias corrections in float64, rounded once to the dtype (as the kernel does)
+    step_size = cast(float(lr) / (1 - float(beta1) ** t))
+    root_correction = cast(np.sqrt(1 - float(beta2) ** t))
+    params -= step_size * m / (np.sqrt(v) / root_correction + settings.eps)
 
 
-def train_epoch(params, grad, velocity, table, hidden, output, X, Y, order, batch_size,
-                lr, momentum, nesterov, weight_decay, xbuf, ybuf, acts, deltas, batch_stats):
-    """One pass of mini-batch SGD over the rows ``X[order]``.
+def _gradient_decay(settings):
+    """The L2 strength the backward pass adds to the weight gradients.
+
+    SGD and Adam put ``λW`` into the gradient; AdamW decays the weights in
+    the step instead.
+    """
+    if settings.code == codes.ADAMW:
+        return type(settings.weight_decay)(0)
+    return settings.weight_decay
+
+
+def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
+                settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
+    """One pass of mini-batch training over the rows ``X[order]``.
 
     Parameters
     ----------
-    params, grad, velocity : ndarray, shape (n_params,)
-        ``params`` and ``velocity`` are updated in place.
+    params, grad : ndarray, shape (n_params,)
+        ``params`` is updated in place.
+    state, step
+        Optimizer state, see :func:`optimizer_step`; updated in place.
     table, hidden, output
         As for :func:`forward` and :func:`output_delta`.
     X : ndarray, shape (n, d_0)
     Y : ndarray, shape (n, d_L)
         Dense targets.
+    weights : ndarray, shape (n,)
+        Row weights; each batch's loss is ``Σ w_i L_i / Σ w_i`` over its rows.
     order : ndarray of int64, shape (m,)
         Rows to visit, in this order; consecutive runs of ``batch_size`` form
         the mini-batches, the last one may be smaller.
     batch_size : int
-    lr, momentum, weight_decay : scalars of the array dtype
-    nesterov : bool
+    settings : fastnn.optim.StepSettings
     xbuf : ndarray, shape (batch_size, d_0)
     ybuf : ndarray, shape (batch_size, d_L)
+    wbuf : ndarray, shape (batch_size,)
         Gather buffers.
     acts, deltas : ndarray, shape (batch_size * n_units,)
-    batch_stats : ndarray of float64, shape (ceil(m / batch_size), 2)
-        Written: mean loss and error rate of each mini-batch, measured on the
-        forward pass before its update (error NaN for regression).
+    batch_stats : ndarray of float64, shape (ceil(m / batch_size), 3)
+        Written per mini-batch, measured on its forward pass before its
+        update: the weighted mean loss, the weighted error rate (NaN for
+        regression) and the sum of its row weights.  A batch whose weights are
+        all zero takes no step and records zeros.
     """
     L = table.shape[0]
+    decay = _gradient_decay(settings)
     for b, start in enumerate(range(0, order.shape[0], batch_size)):
         rows = order[start:start + batch_size]
         n = rows.shape[0]
-        xb, yb = xbuf[:n], ybuf[:n]
+        xb, yb, wb = xbuf[:n], ybuf[:n], wbuf[:n]
         xb[...] = X[rows]
         yb[...] = Y[rows]
+        wb[...] = weights[rows]
+        total_weight = float(wb.astype(np.float64).sum())
+        if total_weight == 0:
+            batch_stats[b] = (0.0, 0.0, 0.0)  # all its sample weights are zero: no step
+            continue
         forward(params, table, hidden, xb, acts)
         Z = workspace_block(acts, table, L - 1, n)
-        loss = output_delta(output, Z, yb, xb.dtype.type(1.0 / n),
+        loss = output_delta(output, Z, yb, wb, xb.dtype.type(1.0 / total_weight),
                             workspace_block(deltas, table, L - 1, n))
-        batch_stats[b, 0] = loss / n
-        batch_stats[b, 1] = error_count(output, Z, yb) / n
-        backward(params, table, hidden, xb, acts, deltas, weight_decay, grad)
-        sgd_update(params, grad, velocity, lr, momentum, nesterov)
+        batch_stats[b] = (loss / total_weight, error_count(output, Z, yb, wb) / total_weight,
+                          total_weight)
+        backward(params, table, hidden, xb, acts, deltas, decay, grad)
+        optimizer_step(params, grad, state, table, settings, step)

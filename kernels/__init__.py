@@ -26,13 +26,13 @@ from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels.backward_pass import backward_pass  # noqa: E402
 from fastnn.kernels.epoch_loop import train_epoch_loop  # noqa: E402
 from fastnn.kernels.forward_pass import forward_pass  # noqa: E402
-from fastnn.kernels.sgd_step import sgd_update as _sgd_update  # noqa: E402
+from fastnn.kernels.optimizer_step import optimizer_step as _optimizer_step  # noqa: E402
 
 # before any kernel is called, so nothing stale is loaded
 _cache_guard.guard(forward_pass._cache._cache_path)
 
 __all__ = ["forward", "output_activation", "loss_sum", "error_count", "output_delta",
-           "backward", "sgd_update", "train_epoch"]
+           "backward", "optimizer_step", "train_epoch"]
 
 
 def forward(params, table, hidden, X, acts):
@@ -45,24 +45,24 @@ def output_activation(output, Z, A):
     _outputs.output_activation(output, Z, A, numba.get_num_threads())
 
 
-def _output_pass(output, Z, Y, scale, delta, write_delta):
-    return _outputs.output_pass_dispatch(output, Z, Y, scale, delta, write_delta,
+def _output_pass(output, Z, Y, weights, scale, delta, write_delta):
+    return _outputs.output_pass_dispatch(output, Z, Y, weights, scale, delta, write_delta,
                                          numba.get_num_threads())
 
 
-def loss_sum(output, Z, Y):
+def loss_sum(output, Z, Y, weights):
     """See :func:`fastnn.reference.loss_sum`."""
-    return _output_pass(output, Z, Y, 1.0, Z, False)[0]
+    return _output_pass(output, Z, Y, weights, 1.0, Z, False)[0]
 
 
-def error_count(output, Z, Y):
+def error_count(output, Z, Y, weights):
     """See :func:`fastnn.reference.error_count`."""
-    return _output_pass(output, Z, Y, 1.0, Z, False)[1]
+    return _output_pass(output, Z, Y, weights, 1.0, Z, False)[1]
 
 
-def output_delta(output, Z, Y, scale, delta):
+def output_delta(output, Z, Y, weights, scale, delta):
     """See :func:`fastnn.reference.output_delta`."""
-    return _output_pass(output, Z, Y, scale, delta, True)[0]
+    return _output_pass(output, Z, Y, weights, scale, delta, True)[0]
 
 
 def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
@@ -71,14 +71,14 @@ def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
                   numba.get_num_threads())
 
 
-def sgd_update(params, grad, velocity, lr, momentum, nesterov):
-    """See :func:`fastnn.reference.sgd_update`."""
-    _sgd_update(params, grad, velocity, lr, momentum, nesterov, numba.get_num_threads())
+def optimizer_step(params, grad, state, table, settings, step):
+    """See :func:`fastnn.reference.optimizer_step`."""
+    _optimizer_step(params, grad, state, table, settings, step, numba.get_num_threads())
 
 
-def train_epoch(params, grad, velocity, table, hidden, output, X, Y, order, batch_size,
-                lr, momentum, nesterov, weight_decay, xbuf, ybuf, acts, deltas, batch_stats):
+def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
+                settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """See :func:`fastnn.reference.train_epoch`."""
-    train_epoch_loop(params, grad, velocity, table, hidden, output, X, Y, order, batch_size,
-                     lr, momentum, nesterov, weight_decay, xbuf, ybuf, acts, deltas,
-                     batch_stats, numba.get_num_threads())
+    train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, order,
+                     batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
+                     numba.get_num_threads())

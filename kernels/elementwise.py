@@ -215,3 +215,16 @@ def gather_rows(src, order, start, dst, n_blocks):
         _gather_rows_parallel(src, order, start, dst)
     else:
         _gather_rows_serial(src, order, start, dst)
+
+
+@njit(inline="always")
+def gather_values(src, order, start, dst):
+    """``dst[i] ← src[order[start + i]]`` for a 1-D ``dst``; returns ``Σ dst`` (float64).
+
+    Serial: one value per row is too little work to share.
+    """
+    total = 0.0
+    for i in range(dst.shape[0]):
+        dst[i] = src[order[start + i]]
+        total += dst[i]
+    return total

@@ -1,20 +1,22 @@
-"""A whole training epoch inside compiled code: gather, forward, loss, backward, update."""
+"""A whole training epoch inside compiled code: gather, forward, loss, backward, step."""
 
 from numba import njit
 
+from fastnn import codes
 from fastnn.kernels.backward_pass import backward_pass
-from fastnn.kernels.elementwise import gather_rows
+from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.forward_pass import forward_pass
+from fastnn.kernels.optimizer_step import optimizer_step
 from fastnn.kernels.outputs import output_pass
-from fastnn.kernels.sgd_step import sgd_update
+from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.views import workspace_block
 
 
 @njit(cache=True, nogil=True)
-def train_epoch_loop(params, grad, velocity, table, hidden, output, X, Y, order, batch_size,
-                     lr, momentum, nesterov, weight_decay, xbuf, ybuf, acts, deltas,
-                     batch_stats, n_blocks):
-    """Mini-batch SGD over ``X[order]``; see :func:`fastnn.reference.train_epoch`.
+def train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, order,
+                     batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
+                     n_blocks):
+    """Mini-batch training over ``X[order]``; see :func:`fastnn.reference.train_epoch`.
 
     Nothing is allocated: every batch reuses the gather buffers and workspaces.
     ``n_blocks`` is the number of threads to share each step among.
@@ -22,17 +24,29 @@ def train_epoch_loop(params, grad, velocity, table, hidden, output, X, Y, order,
     m = order.shape[0]
     L = table.shape[0]
     n_batches = (m + batch_size - 1) // batch_size
+    # AdamW decays the weights in its step; the others put λW into the gradient
+    decay = cast_like(params, 0.0) if settings.code == codes.ADAMW else settings.weight_decay
     for b in range(n_batches):
         start = b * batch_size
         n = min(batch_size, m - start)
         xb = xbuf[:n]
         yb = ybuf[:n]
+        wb = wbuf[:n]
         gather_rows(X, order, start, xb, n_blocks)
         gather_rows(Y, order, start, yb, n_blocks)
+        total_weight = gather_values(weights, order, start, wb)
+        if total_weight == 0:
+            # nothing to learn from (all its sample weights are zero): no step
+            batch_stats[b, 0] = 0.0
+            batch_stats[b, 1] = 0.0
+            batch_stats[b, 2] = 0.0
+            continue
         forward_pass(params, table, hidden, xb, acts, n_blocks)
-        loss, errors = output_pass(output, workspace_block(acts, table, L - 1, n), yb, 1.0 / n,
-                                   workspace_block(deltas, table, L - 1, n), True, n_blocks)
-        batch_stats[b, 0] = loss / n
-        batch_stats[b, 1] = errors / n
-        backward_pass(params, table, hidden, xb, acts, deltas, weight_decay, grad, n_blocks)
-        sgd_update(params, grad, velocity, lr, momentum, nesterov, n_blocks)
+        loss, errors = output_pass(output, workspace_block(acts, table, L - 1, n), yb, wb,
+                                   1.0 / total_weight, workspace_block(deltas, table, L - 1, n),
+                                   True, n_blocks)
+        batch_stats[b, 0] = loss / total_weight
+        batch_stats[b, 1] = errors / total_weight
+        batch_stats[b, 2] = total_weight
+        backward_pass(params, table, hidden, xb, acts, deltas, decay, grad, n_blocks)
+        optimizer_step(params, grad, state, table, settings, step, n_blocks)

@@ -67,34 +67,36 @@ def _identity_row(z, y, scale, delta, write_delta):
 
 
 @njit(inline="always")
-def _output_pass(output, Z, Y, scale, delta, write_delta):
+def _output_pass(output, Z, Y, weights, scale, delta, write_delta):
     loss_total = 0.0
     error_total = 0.0
     for i in prange(Z.shape[0]):
+        w = np.float64(weights[i])
+        row_scale = w * scale
         if output == codes.OUT_SOFTMAX:
-            loss, wrong = _softmax_row(Z[i], Y[i], scale, delta[i], write_delta)
+            loss, wrong = _softmax_row(Z[i], Y[i], row_scale, delta[i], write_delta)
         elif output == codes.OUT_SIGMOID:
-            loss, wrong = _sigmoid_row(Z[i], Y[i], scale, delta[i], write_delta)
+            loss, wrong = _sigmoid_row(Z[i], Y[i], row_scale, delta[i], write_delta)
         else:
-            loss, wrong = _identity_row(Z[i], Y[i], scale, delta[i], write_delta)
-        loss_total += loss
-        error_total += wrong
+            loss, wrong = _identity_row(Z[i], Y[i], row_scale, delta[i], write_delta)
+        loss_total += w * loss
+        error_total += w * wrong
     return loss_total, error_total
 
 
 @njit(cache=True, nogil=True)
-def _output_pass_serial(output, Z, Y, scale, delta, write_delta):
-    return _output_pass(output, Z, Y, scale, delta, write_delta)
+def _output_pass_serial(output, Z, Y, weights, scale, delta, write_delta):
+    return _output_pass(output, Z, Y, weights, scale, delta, write_delta)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _output_pass_parallel(output, Z, Y, scale, delta, write_delta):
-    return _output_pass(output, Z, Y, scale, delta, write_delta)
+def _output_pass_parallel(output, Z, Y, weights, scale, delta, write_delta):
+    return _output_pass(output, Z, Y, weights, scale, delta, write_delta)
 
 
 @njit(inline="always")
-def output_pass(output, Z, Y, scale, delta, write_delta, n_blocks):
-    """Loss and error totals over the rows, and optionally the output delta.
+def output_pass(output, Z, Y, weights, scale, delta, write_delta, n_blocks):
+    """Weighted loss and error totals over the rows, and optionally the output delta.
 
     Parameters
     ----------
@@ -102,9 +104,11 @@ def output_pass(output, Z, Y, scale, delta, write_delta, n_blocks):
     Z : ndarray, shape (n, d_L)
         Logits.
     Y : ndarray, shape (n, d_L)
+    weights : ndarray, shape (n,)
+        Row weights ``w_i``.
     scale : float
     delta : ndarray, shape (n, d_L)
-        Written ``(o(Z) - Y) · scale`` when ``write_delta``.
+        Written ``(o(Z) - Y) · w · scale`` when ``write_delta``.
     write_delta : bool
     n_blocks : int
         Threads available (1: serial).
@@ -112,14 +116,15 @@ def output_pass(output, Z, Y, scale, delta, write_delta, n_blocks):
     Returns
     -------
     loss_total, error_total : float
-        Sums over the rows; ``error_total`` is NaN for the identity output.
+        ``Σ w_i L_i`` and ``Σ w_i [row i wrong]``; the latter is NaN for the
+        identity output.
         Per-row terms are summed in a fixed order for a fixed thread count.
     """
     # exp/log per element: worth threads at an eighth of the usual size
     write_delta = bool(write_delta)  # drop the literal type: one compile for both values
     if n_blocks > 1 and Z.size * 8 >= MIN_PARALLEL_ELEMENTS:
-        return _output_pass_parallel(output, Z, Y, scale, delta, write_delta)
-    return _output_pass_serial(output, Z, Y, scale, delta, write_delta)
+        return _output_pass_parallel(output, Z, Y, weights, scale, delta, write_delta)
+    return _output_pass_serial(output, Z, Y, weights, scale, delta, write_delta)
 
 
 @njit(inline="always")
@@ -166,6 +171,6 @@ def output_activation(output, Z, A, n_blocks):
 
 
 @njit(cache=True, nogil=True)
-def output_pass_dispatch(output, Z, Y, scale, delta, write_delta, n_blocks):
+def output_pass_dispatch(output, Z, Y, weights, scale, delta, write_delta, n_blocks):
     """:func:`output_pass` callable from Python (an inline function is not)."""
-    return output_pass(output, Z, Y, scale, delta, write_delta, n_blocks)
+    return output_pass(output, Z, Y, weights, scale, delta, write_delta, n_blocks)
