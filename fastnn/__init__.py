@@ -4,8 +4,10 @@
 >>> net = Network([784, 200, 10], activation="relu", output="softmax")
 """
 
+from fastnn import schedules
 from fastnn.history import History
 from fastnn.network import Network
+from fastnn.training import DivergenceError
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "__version__"]
+__all__ = ["Network", "History", "DivergenceError", "schedules", "__version__"]

@@ -18,9 +18,12 @@ from fastnn.layout import layer_table, n_params
 from fastnn.validation import DTYPES
 
 FORMAT = "fastnn-network"
+#: a checkpoint is a model file plus the optimizer state and the fit's progress
+CHECKPOINT_FORMAT = "fastnn-checkpoint"
 VERSION = 1
 _MEMBERS = {"format", "version", "sizes", "activation", "output", "dtype", "init",
             "params", "rng_state"}
+CHECKPOINT_MEMBERS = {"optimizer", "state", "step", "best_params", "fit"}
 
 
 def write_atomically(path, write):
@@ -49,10 +52,10 @@ def write_atomically(path, write):
         raise
 
 
-def save_network(network, path):
-    """Write ``network`` to ``path`` (the name is used as given; no suffix is added)."""
-    arrays = {
-        "format": np.array(FORMAT),
+def network_arrays(network, format_tag=FORMAT):
+    """The members of a model file describing ``network``."""
+    return {
+        "format": np.array(format_tag),
         "version": np.array(VERSION, dtype=np.int64),
         "sizes": np.array(network.sizes, dtype=np.int64),
         "activation": np.array(network.activation, dtype=str).reshape(-1),
@@ -62,6 +65,11 @@ def save_network(network, path):
         "params": network.params,
         "rng_state": np.array(json.dumps(network._shuffle_rng.bit_generator.state)),
     }
+
+
+def save_network(network, path):
+    """Write ``network`` to ``path`` (the name is used as given; no suffix is added)."""
+    arrays = network_arrays(network)
     write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
@@ -69,79 +77,87 @@ class ModelFileError(ValueError):
     """A file that is not a valid fastnn model (damaged, foreign or crafted)."""
 
 
-def _fail(path, problem):
+def fail(path, problem):
     raise ModelFileError(f"{os.fspath(path)!s} is not a valid fastnn model file: {problem}")
 
 
-def _scalar_string(path, data, key):
+def scalar_string(path, data, key):
     value = data[key]
     if value.dtype.kind != "U" or value.shape != ():
-        _fail(path, f"member {key!r} should be a string, found dtype {value.dtype} "
+        fail(path, f"member {key!r} should be a string, found dtype {value.dtype} "
                     f"shape {value.shape}")
     return str(value)
 
 
 def read_network(path):
-    """Read and check a model file.
+    """Read and check a model file (or the network inside a checkpoint).
 
     Returns
     -------
     dict
         ``sizes, activation, output, dtype, init, params, rng_state`` ready for
-        :class:`fastnn.Network`.
+        :class:`fastnn.Network`, and ``extra``: a checkpoint's own members,
+        loaded but not yet checked (see :mod:`fastnn.checkpoint`); empty for a
+        model file.
     """
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        _fail(path, f"cannot read it as .npz ({error})")
+        fail(path, f"cannot read it as .npz ({error})")
     if not isinstance(data, np.lib.npyio.NpzFile):
-        _fail(path, "it holds a single array, not an .npz archive")
+        fail(path, "it holds a single array, not an .npz archive")
     with data:
         found = set(data.files)
-        if found != _MEMBERS:
-            _fail(path, f"members {sorted(found)}, expected {sorted(_MEMBERS)}")
         try:
-            if _scalar_string(path, data, "format") != FORMAT:
-                _fail(path, f"format tag is not {FORMAT!r}")
+            if "format" not in found:
+                fail(path, f"no format tag among members {sorted(found)}")
+            format_tag = scalar_string(path, data, "format")
+            if format_tag not in (FORMAT, CHECKPOINT_FORMAT):
+                fail(path, f"format tag {format_tag!r} is neither {FORMAT!r} nor "
+                            f"{CHECKPOINT_FORMAT!r}")
+            expected = _MEMBERS | (CHECKPOINT_MEMBERS if format_tag == CHECKPOINT_FORMAT else set())
+            if found != expected:
+                fail(path, f"members {sorted(found)}, expected {sorted(expected)}")
             version = data["version"]
             if version.shape != () or version.dtype.kind not in "iu" or int(version) != VERSION:
-                _fail(path, f"format version {version!r} is not supported (this fastnn reads "
+                fail(path, f"format version {version!r} is not supported (this fastnn reads "
                             f"version {VERSION})")
             sizes = data["sizes"]
             if sizes.ndim != 1 or sizes.size < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
-                _fail(path, f"layer sizes {sizes!r} are not at least two positive integers")
+                fail(path, f"layer sizes {sizes!r} are not at least two positive integers")
             sizes = tuple(int(s) for s in sizes)
             activation = data["activation"]
             if activation.dtype.kind != "U" or activation.shape != (len(sizes) - 2,):
-                _fail(path, f"activation names {activation!r} do not match {len(sizes) - 2} "
+                fail(path, f"activation names {activation!r} do not match {len(sizes) - 2} "
                             "hidden layers")
             activation = [str(a) for a in activation]
             for name in activation:
                 if name not in codes.ACTIVATIONS:
-                    _fail(path, f"unknown activation {name!r}")
-            output = _scalar_string(path, data, "output")
+                    fail(path, f"unknown activation {name!r}")
+            output = scalar_string(path, data, "output")
             if output not in codes.OUTPUTS:
-                _fail(path, f"unknown output {output!r}")
-            dtype = _scalar_string(path, data, "dtype")
+                fail(path, f"unknown output {output!r}")
+            dtype = scalar_string(path, data, "dtype")
             if dtype not in DTYPES:
-                _fail(path, f"unsupported dtype {dtype!r}")
-            init = _scalar_string(path, data, "init")
+                fail(path, f"unsupported dtype {dtype!r}")
+            init = scalar_string(path, data, "init")
             params = data["params"]
             expected = int(n_params(layer_table(sizes)))
             if params.dtype != np.dtype(dtype) or params.shape != (expected,):
-                _fail(path, f"params have dtype {params.dtype} shape {params.shape}; layer "
+                fail(path, f"params have dtype {params.dtype} shape {params.shape}; layer "
                             f"sizes {list(sizes)} need dtype {dtype} shape ({expected},)")
             if not np.isfinite(params).all():
-                _fail(path, "params contain NaN or infinite values")
+                fail(path, "params contain NaN or infinite values")
             try:
-                rng_state = json.loads(_scalar_string(path, data, "rng_state"))
+                rng_state = json.loads(scalar_string(path, data, "rng_state"))
             except json.JSONDecodeError as error:
-                _fail(path, f"rng_state is not valid JSON ({error})")
+                fail(path, f"rng_state is not valid JSON ({error})")
+            extra = {key: data[key] for key in found & CHECKPOINT_MEMBERS}
         except ModelFileError:
             raise
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            _fail(path, f"a member is damaged ({error})")
+            fail(path, f"a member is damaged ({error})")
     return dict(sizes=sizes, activation=activation, output=output, dtype=dtype, init=init,
-                params=params, rng_state=rng_state)
+                params=params, rng_state=rng_state, extra=extra)

@@ -3,8 +3,8 @@
 import numpy as np
 
 
-def accuracy(output, A, Y):
-    """Fraction of rows predicted right.
+def accuracy(output, A, Y, weights=None):
+    """Fraction of rows predicted right (weighted by ``weights`` when given).
 
     Parameters
     ----------
@@ -13,6 +13,7 @@ def accuracy(output, A, Y):
         Output activations.
     Y : ndarray, shape (n, d_L)
         Dense targets (one-hot/probabilities, or 0/1 labels).
+    weights : ndarray, shape (n,), optional
 
     Returns
     -------
@@ -21,17 +22,21 @@ def accuracy(output, A, Y):
         (subset accuracy, as scikit-learn scores multilabel problems).
     """
     if output == "softmax":
-        return float(np.mean(A.argmax(axis=1) == Y.argmax(axis=1)))
-    return float(np.mean(((A > 0.5) == (Y > 0.5)).all(axis=1)))
+        right = A.argmax(axis=1) == Y.argmax(axis=1)
+    else:
+        right = ((A > 0.5) == (Y > 0.5)).all(axis=1)
+    return float(np.average(right, weights=weights))
 
 
-def r2_score(A, Y):
+def r2_score(A, Y, weights=None):
     """Coefficient of determination, averaged uniformly over the outputs.
 
     Parameters
     ----------
     A, Y : ndarray, shape (n, d_L)
         Predictions and targets.
+    weights : ndarray, shape (n,), optional
+        Row weights.
 
     Returns
     -------
@@ -41,8 +46,9 @@ def r2_score(A, Y):
     """
     A = A.astype(np.float64)
     Y = Y.astype(np.float64)
-    residual = ((Y - A) ** 2).sum(axis=0)
-    total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    w = np.ones(Y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    residual = w @ (Y - A) ** 2
+    total = w @ (Y - np.average(Y, axis=0, weights=w)) ** 2
     scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                       np.where(residual == 0, 1.0, 0.0))
     return float(scores.mean())

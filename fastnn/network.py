@@ -6,23 +6,35 @@ import numpy as np
 
 from fastnn import codes, metrics, reference
 from fastnn import io as model_io
-from fastnn.history import History
 from fastnn.init import SCHEMES, initialize
 from fastnn.layout import layer_table, n_params, n_units, parameter_views, workspace_block
+from fastnn.optim import new_state
+from fastnn.schedules import as_schedule
 from fastnn.threads import available_threads, thread_scope
+from fastnn.training import FitPlan, run_fit
 from fastnn.validation import (
     BACKENDS,
     as_features,
+    as_sample_weight,
     as_targets,
     check_activation,
+    check_bool,
+    check_callbacks,
+    check_checkpoint,
     check_choice,
+    check_clip_norm,
     check_dtype,
     check_n_threads,
+    check_optimizer,
     check_output,
     check_real,
     check_seed,
     check_sizes,
     check_training,
+    check_validation_options,
+    check_verbosity,
+    class_weight_factors,
+    split_validation,
 )
 
 #: rows per forward call when predicting: bounds the workspace, not the data
@@ -83,6 +95,7 @@ class Network:
                    np.random.default_rng(init_seed))
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self._epochs_done = 0
+        self._optimizer = None  # (name, state, step) kept for warm starts
 
     # ------------------------------------------------------------ settings
 
@@ -137,6 +150,21 @@ class Network:
 
     # ------------------------------------------------------------ inference
 
+    def _outputs_and_loss(self, X, Y, weights=None):
+        """Outputs ``A_L`` and the (weighted) mean loss of converted arrays.
+
+        Runs under the caller's thread scope.
+        """
+        kernels = self._kernels()
+        A = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        weights = np.ones(X.shape[0], dtype=self.dtype) if weights is None else weights
+        total = 0.0
+        for start, X_chunk, Z in self._logits_in_chunks(X):
+            rows = slice(start, start + X_chunk.shape[0])
+            total += kernels.loss_sum(self._output_code, Z, Y[rows], weights[rows])
+            kernels.output_activation(self._output_code, Z, A[rows])
+        return A, total / float(weights.sum(dtype=np.float64))
+
     def forward(self, X):
         """Output activations ``A_L``.
 
@@ -181,31 +209,32 @@ class Network:
             A = (A > 0.5).astype(np.int64)
         return A[:, 0] if self.sizes[-1] == 1 else A
 
-    def loss(self, X, y):
-        """Mean data loss over the rows (no regulariser), as a float."""
+    def loss(self, X, y, sample_weight=None):
+        """Mean data loss over the rows (no regulariser), weighted by
+        ``sample_weight`` when given (``Σ w_i L_i / Σ w_i``), as a float."""
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
-        kernels = self._kernels()
-        total = 0.0
+        weights = None if sample_weight is None else as_sample_weight(
+            sample_weight, X.shape[0], self.dtype)
         with self._threads():
-            for start, X_chunk, Z in self._logits_in_chunks(X):
-                total += kernels.loss_sum(self._output_code, Z,
-                                          Y[start:start + X_chunk.shape[0]])
-        return total / X.shape[0]
+            return self._outputs_and_loss(X, Y, weights)[1]
 
-    def score(self, X, y):
-        """Accuracy (softmax, sigmoid: every label of a row right) or R² (identity)."""
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (softmax, sigmoid: every label of a row right) or R² (identity),
+        weighted by ``sample_weight`` when given."""
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
+        weights = None if sample_weight is None else as_sample_weight(
+            sample_weight, X.shape[0], np.float64)
         A = self.forward(X)
         if self.output == "identity":
-            return metrics.r2_score(A, Y)
-        return metrics.accuracy(self.output, A, Y)
+            return metrics.r2_score(A, Y, weights)
+        return metrics.accuracy(self.output, A, Y, weights)
 
     # ------------------------------------------------------------ training
 
-    def gradient(self, X, y, weight_decay=0.0):
-        """Gradient of ``J = mean loss + (λ/2) Σ‖W_l‖²`` over all rows of ``X``.
+    def gradient(self, X, y, weight_decay=0.0, sample_weight=None):
+        """Gradient of ``J = Σ w_i L_i / Σ w_i + (λ/2) Σ‖W_l‖²`` over all rows of ``X``.
 
         Parameters
         ----------
@@ -214,6 +243,8 @@ class Network:
             Targets (see :meth:`fit`).
         weight_decay : float, default 0
             ``λ``; biases are not decayed.
+        sample_weight : array-like, shape (n,), optional
+            Row weights ``w_i`` (all 1 by default: the plain mean loss).
 
         Returns
         -------
@@ -223,6 +254,7 @@ class Network:
         weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
+        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         n = X.shape[0]
         kernels = self._kernels()
         acts, deltas = self._workspace(n), self._workspace(n)
@@ -231,15 +263,31 @@ class Network:
         with self._threads():
             kernels.forward(self.params, self._table, self._hidden, X, acts)
             kernels.output_delta(self._output_code, workspace_block(acts, self._table, last, n),
-                                 Y, self.dtype.type(1.0 / n),
+                                 Y, weights,
+                                 self.dtype.type(1.0 / weights.sum(dtype=np.float64)),
                                  workspace_block(deltas, self._table, last, n))
             kernels.backward(self.params, self._table, self._hidden, X, acts, deltas,
                              self.dtype.type(weight_decay), grad)
         return grad
 
+    def _optimizer_buffers(self, optimizer, warm_start):
+        """Optimizer state and step counter: the previous fit's when warm-starting
+        with the same optimizer, else fresh zeros."""
+        if warm_start and self._optimizer is not None and self._optimizer[0] == optimizer:
+            return self._optimizer[1], self._optimizer[2]
+        state, step = new_state(optimizer, self.params.size, self.dtype)
+        self._optimizer = (optimizer, state, step)
+        return state, step
+
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.1, momentum=0.0, nesterov=False,
-            weight_decay=0.0, shuffle=True):
-        """Train with mini-batch SGD; the parameters are updated in place.
+            weight_decay=0.0, shuffle=True, *, optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
+            lr_schedule=None, clip_norm=None, sample_weight=None, class_weight=None,
+            validation_data=None, validation_split=None, patience=None, eval_every=None,
+            callbacks=(), checkpoint=None, checkpoint_every=1, resume=False,
+            warm_start=False, progress=False, verbose=0):
+        """Train by mini-batch gradient descent; the parameters are updated in place.
+
+        Training always continues from the current parameters.
 
         Parameters
         ----------
@@ -250,58 +298,123 @@ class Network:
             multilabel 0/1; identity: (n,) for one output unit, or (n, d_L).
         epochs : int, default 10
         batch_size : int, default 32
-            1 is per-sample SGD, ``>= n`` full-batch gradient descent.
+            1 is per-sample SGD, ``>= n`` full-batch gradient descent; the last
+            batch of an epoch may be smaller (averaged over its own rows).
         lr : float, default 0.1
-            Learning rate ``α > 0``.
+            Learning rate ``α > 0`` (the base rate of ``lr_schedule``).
         momentum : float in [0, 1), default 0
+            SGD only.
         nesterov : bool, default False
-            Nesterov momentum (PyTorch's form); needs ``momentum > 0``.
+            Nesterov momentum (PyTorch's form), SGD only; needs ``momentum > 0``.
         weight_decay : float, default 0
-            L2 strength ``λ`` on the weights (not the biases).
+            ``λ`` on the weights, never the biases: L2 in the gradient for SGD
+            and Adam, decoupled decay ``W ← W(1 - αλ)`` for AdamW.
         shuffle : bool, default True
             A fresh permutation each epoch (from the network's seed), else row order.
+        optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+            PyTorch's formulas (SPEC section 4).
+        betas : (float, float), default (0.9, 0.999)
+            Adam's moment decay rates.
+        eps : float, default 1e-8
+            Adam's ``ε``, added to ``√v̂``.
+        lr_schedule : Schedule or callable, optional
+            A :mod:`fastnn.schedules` schedule (step, exponential, cosine,
+            reduce-on-plateau) or ``f(epoch) -> lr``, applied per epoch.
+        clip_norm : float, optional
+            Clip each step's gradient to this global L2 norm.
+        sample_weight : array-like, shape (n,), optional
+            Row weights: each batch's loss is ``Σ w_i L_i / Σ w_i``.
+        class_weight : "balanced" or dict, optional
+            Weights per class (single-label classification), multiplied into
+            ``sample_weight``; "balanced" is scikit-learn's ``n / (k · count)``.
+        validation_data : (X_val, y_val), optional
+            Evaluated after every epoch (``val_loss``, ``val_error`` or ``val_r2``).
+        validation_split : float in (0, 1), optional
+            Hold out this fraction of the rows (the last ones, before shuffling).
+        patience : int, optional
+            Early stopping: stop after this many epochs without a lower
+            validation loss; the best epoch's parameters are restored at the end.
+        eval_every : int, optional
+            Record every mini-batch's loss and error in ``history.iterations``
+            and evaluate the validation set every this many steps.
+        callbacks : sequence of callables, optional
+            Called after each epoch as ``f(network, history)`` (or
+            ``obj.on_epoch_end(network, history)``); a true result stops training.
+        checkpoint : path, optional
+            Write a checkpoint (parameters, optimizer state, progress) here,
+            atomically, every ``checkpoint_every`` epochs and at the end.
+        checkpoint_every : int, default 1
+        resume : bool, default False
+            Continue from ``checkpoint`` if that file exists (checked to come
+            from the same kind of fit); ``epochs`` counts the whole fit.
+        warm_start : bool, default False
+            Keep the optimizer state (momentum, Adam moments) of the previous
+            fit instead of starting it from zero.
+        progress : bool, default False
+            Show a tqdm progress bar over each epoch's mini-batches.
+        verbose : int, default 0
+            1: print one line per epoch.
 
         Returns
         -------
         History
-            Per epoch: ``loss`` (mean mini-batch loss), ``error`` (mean
-            mini-batch misclassification rate, classification only), ``time``.
+            Per epoch ``loss``, ``error`` (classification), ``lr``, ``time`` and
+            the validation metrics; see :class:`fastnn.History`.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad input, before any parameter changes.
+        fastnn.DivergenceError
+            The loss or a parameter became non-finite; the parameters are
+            restored to the start of the diverging epoch.
         """
         epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle = check_training(
             epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle)
+        betas, eps = check_optimizer(optimizer, momentum, nesterov, betas, eps)
+        validation_split, patience, eval_every = check_validation_options(
+            validation_data, validation_split, patience, eval_every)
+        checkpoint, checkpoint_every, resume = check_checkpoint(checkpoint, checkpoint_every,
+                                                                resume)
+        progress, verbose = check_verbosity(progress, verbose)
+        plan = FitPlan(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                       optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov,
+                       weight_decay=weight_decay, betas=betas, eps=eps,
+                       clip_norm=check_clip_norm(clip_norm), schedule=as_schedule(lr_schedule),
+                       patience=patience, eval_every=eval_every,
+                       callbacks=check_callbacks(callbacks), checkpoint=checkpoint,
+                       checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+                       verbose=verbose)
+        warm_start = check_bool("warm_start", warm_start)
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
-        n = X.shape[0]
-        batch = min(batch_size, n)
-        n_batches = -(-n // batch)
-        batch_rows = np.full(n_batches, batch, dtype=np.float64)
-        batch_rows[-1] = n - batch * (n_batches - 1)
-        cast = self.dtype.type
-        kernels = self._kernels()
-        # workspace allocated once per fit; the epochs allocate nothing
-        grad = np.empty_like(self.params)
-        velocity = np.zeros_like(self.params)
-        xbuf = np.empty((batch, self.sizes[0]), dtype=self.dtype)
-        ybuf = np.empty((batch, self.sizes[-1]), dtype=self.dtype)
-        acts, deltas = self._workspace(batch), self._workspace(batch)
-        batch_stats = np.empty((n_batches, 2), dtype=np.float64)
-        history = History()
-        with self._threads():
-            for _ in range(epochs):
-                order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
-                started = time.perf_counter()
-                kernels.train_epoch(self.params, grad, velocity, self._table, self._hidden,
-                                    self._output_code, X, Y, order, batch, cast(lr),
-                                    cast(momentum), nesterov, cast(weight_decay), xbuf, ybuf,
-                                    acts, deltas, batch_stats)
-                elapsed = time.perf_counter() - started
-                record = {"loss": float(batch_rows @ batch_stats[:, 0]) / n}
-                if self.output != "identity":
-                    record["error"] = float(batch_rows @ batch_stats[:, 1]) / n
-                record["time"] = elapsed
-                history.record(self._epochs_done, **record)
-                self._epochs_done += 1
-        return history
+        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        factors = class_weight_factors(class_weight, self.output, Y)
+        if factors is not None:
+            weights = (weights * factors).astype(self.dtype)
+        validation = None
+        if validation_split is not None:
+            (X, Y, weights), validation = split_validation(X, Y, weights, validation_split)
+        elif validation_data is not None:
+            X_val = as_features(validation_data[0], self.sizes[0], self.dtype, name="X_val")
+            validation = (X_val, self._targets(validation_data[1], X_val.shape[0]))
+        return run_fit(self, X, Y, weights, validation, plan, warm_start)
+
+    def partial_fit(self, X, y, batch_size=32, lr=0.1, momentum=0.0, nesterov=False,
+                    weight_decay=0.0, shuffle=True, **options):
+        """One pass over ``X`` that keeps the optimizer state between calls.
+
+        The same arguments as :meth:`fit` (``epochs`` is 1 and ``warm_start``
+        True), for streams of data arriving in pieces; validation, early
+        stopping and checkpoints belong to :meth:`fit`.
+        """
+        for name in ("epochs", "warm_start", "validation_data", "validation_split", "patience",
+                     "checkpoint", "resume"):
+            if name in options:
+                raise TypeError(f"partial_fit does not take {name!r}; it is one epoch that "
+                                "keeps the optimizer state (use fit for more)")
+        return self.fit(X, y, 1, batch_size, lr, momentum, nesterov, weight_decay, shuffle,
+                        warm_start=True, **options)
 
     # ------------------------------------------------------------ files
 
@@ -311,7 +424,8 @@ class Network:
 
     @classmethod
     def load(cls, path, backend="numba", n_threads=None):
-        """Read a network written by :meth:`save`; the file is checked, never executed.
+        """Read a network written by :meth:`save` (or the one in a checkpoint written by
+        ``fit(..., checkpoint=path)``); the file is checked, never executed.
 
         Parameters
         ----------

@@ -9,6 +9,7 @@ quantity; the kernels never check anything.
 """
 
 import numbers
+import os
 
 import numpy as np
 
@@ -285,3 +286,170 @@ def check_training(epochs, batch_size, lr, momentum, nesterov, weight_decay, shu
     weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
     shuffle = check_bool("shuffle", shuffle)
     return epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle
+
+
+# ---------------------------------------------------------- fit options
+
+def check_optional_int(name, value, minimum):
+    """``None`` or an integer at least ``minimum``."""
+    return None if value is None else check_int(name, value, minimum=minimum)
+
+
+def check_optimizer(optimizer, momentum, nesterov, betas, eps):
+    """Optimizer name and its own hyperparameters; returns ``(betas, eps)`` as floats."""
+    check_choice("optimizer", optimizer, tuple(codes.OPTIMIZERS))
+    if optimizer != "sgd" and (momentum != 0 or nesterov):
+        raise ValueError(f"momentum and nesterov apply to optimizer='sgd'; {optimizer!r} uses "
+                         "betas instead")
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2); got {_describe(betas)}")
+    betas = tuple(check_real(f"betas[{i}]", b, minimum=0.0, maximum=1.0, max_inclusive=False)
+                  for i, b in enumerate(betas))
+    eps = check_real("eps", eps, minimum=0.0, min_inclusive=False)
+    return betas, eps
+
+
+def check_clip_norm(clip_norm):
+    """``None`` (no clipping) or a finite number > 0."""
+    if clip_norm is None:
+        return None
+    return check_real("clip_norm", clip_norm, minimum=0.0, min_inclusive=False)
+
+
+def check_callbacks(callbacks):
+    """A sequence of callables ``f(network, history)`` or objects with ``on_epoch_end``."""
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = (callbacks,)
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks must be a sequence of callables; got {_describe(callbacks)}")
+    callbacks = tuple(callbacks)
+    for i, callback in enumerate(callbacks):
+        if not (callable(callback) or callable(getattr(callback, "on_epoch_end", None))):
+            raise TypeError(f"callbacks[{i}] must be callable (network, history) or have an "
+                            f"on_epoch_end(network, history) method; got {_describe(callback)}")
+    return callbacks
+
+
+def check_validation_options(validation_data, validation_split, patience, eval_every):
+    """How validation data is given, and what needs it."""
+    if validation_data is not None and validation_split is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    if validation_data is not None and (isinstance(validation_data, (str, bytes)) or not (
+            hasattr(validation_data, "__len__") and len(validation_data) == 2)):
+        raise TypeError("validation_data must be a pair (X_val, y_val); got "
+                        f"{_describe(validation_data)}")
+    if validation_split is not None:
+        validation_split = check_real("validation_split", validation_split, minimum=0.0,
+                                      maximum=1.0, min_inclusive=False, max_inclusive=False)
+    patience = check_optional_int("patience", patience, 1)
+    eval_every = check_optional_int("eval_every", eval_every, 1)
+    if patience is not None and validation_data is None and validation_split is None:
+        raise ValueError("patience (early stopping) needs validation data: pass "
+                         "validation_data=(X_val, y_val) or validation_split")
+    return validation_split, patience, eval_every
+
+
+def split_validation(X, Y, weights, fraction):
+    """The last ``fraction`` of the rows held out for validation (before any shuffle).
+
+    Returns
+    -------
+    (X_train, Y_train, w_train), (X_val, Y_val)
+    """
+    n = X.shape[0]
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split={fraction} of {n} rows leaves {n - n_val} for "
+                         f"training and {n_val} for validation; both need at least one row")
+    cut = n - n_val
+    return (X[:cut], Y[:cut], weights[:cut]), (X[cut:], Y[cut:])
+
+
+def as_sample_weight(sample_weight, n_rows, dtype):
+    """Row weights: ones when ``None``; else finite, non-negative, not all zero.
+
+    Returns
+    -------
+    ndarray of ``dtype``, shape (n_rows,)
+    """
+    if sample_weight is None:
+        return np.ones(n_rows, dtype=dtype)
+    weights = _as_numeric_array("sample_weight", sample_weight)
+    if weights.ndim != 1 or weights.shape[0] != n_rows:
+        raise ValueError(f"sample_weight must have shape ({n_rows},), one weight per row of X; "
+                         f"got shape {weights.shape}")
+    _check_finite("sample_weight", weights)
+    if (weights < 0).any():
+        raise ValueError("sample_weight must be >= 0; got negative weights")
+    if not weights.any():
+        raise ValueError("sample_weight is zero for every row; nothing would be learned")
+    return _convert(weights, dtype)
+
+
+def class_weight_factors(class_weight, output, Y):
+    """Per-row factors from ``class_weight`` (``"balanced"`` or ``{class: weight}``).
+
+    Parameters
+    ----------
+    class_weight : None, "balanced" or dict
+    output : str
+    Y : ndarray, shape (n, d_L)
+        Dense targets (the class of a row is its arg-max, or for one sigmoid
+        unit whether it is above 0.5).
+
+    Returns
+    -------
+    None or ndarray of float64, shape (n,)
+    """
+    if class_weight is None:
+        return None
+    if output == "identity" or (output == "sigmoid" and Y.shape[1] > 1):
+        raise ValueError("class_weight applies to single-label classification (softmax, or "
+                         "sigmoid with one output unit)")
+    labels = Y.argmax(axis=1) if output == "softmax" else (Y[:, 0] > 0.5).astype(np.int64)
+    n_classes = max(Y.shape[1], 2)
+    if isinstance(class_weight, str):
+        check_choice("class_weight", class_weight, ("balanced",))
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        # scikit-learn's "balanced": n_samples / (n_classes_present * count)
+        table = np.ones(n_classes)
+        table[present] = labels.size / (present.sum() * counts[present])
+        return table[labels]
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be 'balanced' or a dict {{class: weight}}; got "
+                        f"{_describe(class_weight)}")
+    table = np.ones(n_classes)
+    for label, weight in class_weight.items():
+        label = check_int("class_weight key", label, minimum=0)
+        if label >= n_classes:
+            raise ValueError(f"class_weight names class {label}, but the classes are "
+                             f"0..{n_classes - 1}")
+        table[label] = check_real(f"class_weight[{label}]", weight, minimum=0.0)
+    return table[labels]
+
+
+def check_checkpoint(checkpoint, checkpoint_every, resume):
+    """Checkpoint path (or None), its period in epochs, and whether to resume from it."""
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path; got {_describe(checkpoint)}")
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
+    resume = check_bool("resume", resume)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=path")
+    return checkpoint, checkpoint_every, resume
+
+
+def check_verbosity(progress, verbose):
+    """``progress`` bool (tqdm must be installed) and ``verbose`` 0, 1 or 2."""
+    progress = check_bool("progress", progress)
+    if progress:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError:
+            raise ImportError("progress=True draws a tqdm progress bar; install it with "
+                              'pip install "fastnn[progress]" (or pip install tqdm)') from None
+    if isinstance(verbose, (bool, np.bool_)):
+        verbose = int(verbose)
+    verbose = check_int("verbose", verbose, minimum=0)
+    return progress, verbose

@@ -1,0 +1,181 @@
+"""Learning-rate schedules, applied once per epoch.
+
+A schedule maps the epoch index within a fit (0-based) and the base learning
+rate to the learning rate of that epoch; PyTorch's closed forms.
+:class:`ReduceLROnPlateau` also watches a metric (the validation loss when
+there is validation data, else the training loss) and keeps state, which is
+saved in checkpoints.
+
+Pass one as ``Network.fit(..., lr_schedule=...)``; any callable
+``f(epoch) -> learning rate`` works too.
+"""
+
+import copy
+import math
+
+
+class Schedule:
+    """Base class: a constant learning rate."""
+
+    def lr_at(self, epoch, base_lr):
+        """Learning rate for ``epoch`` (0-based within the fit)."""
+        return base_lr
+
+    def observe(self, metric):
+        """Called after each epoch with the monitored loss; stateless by default."""
+
+    def state(self):
+        """JSON-ready state (for checkpoints)."""
+        return {}
+
+    def restore(self, state):
+        """Inverse of :meth:`state`."""
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class ConstantLR(Schedule):
+    """The base learning rate every epoch."""
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return value
+
+
+def _fraction(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number in (0, 1); got {value!r}")
+    return value
+
+
+def _count(name, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return value
+
+
+class StepLR(Schedule):
+    """``base · gamma^(epoch // step_size)``: decay by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, step_size, gamma=0.1):
+        self.step_size = _count("step_size", step_size, 1)
+        self.gamma = _positive("gamma", gamma)
+
+    def lr_at(self, epoch, base_lr):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    """``base · gamma^epoch``."""
+
+    def __init__(self, gamma):
+        self.gamma = _positive("gamma", gamma)
+
+    def lr_at(self, epoch, base_lr):
+        return base_lr * self.gamma ** epoch
+
+
+class CosineLR(Schedule):
+    """Cosine annealing from the base rate to ``eta_min`` over ``t_max`` epochs.
+
+    ``eta_min + (base - eta_min) (1 + cos(π epoch / t_max)) / 2``, PyTorch's
+    ``CosineAnnealingLR`` closed form.
+    """
+
+    def __init__(self, t_max, eta_min=0.0):
+        self.t_max = _count("t_max", t_max, 1)
+        if not isinstance(eta_min, (int, float)) or isinstance(eta_min, bool) or eta_min < 0:
+            raise ValueError(f"eta_min must be a number >= 0; got {eta_min!r}")
+        self.eta_min = eta_min
+
+    def lr_at(self, epoch, base_lr):
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+
+
+class LambdaLR(Schedule):
+    """A user function ``f(epoch) -> learning rate`` (the rate itself, not a factor)."""
+
+    def __init__(self, function):
+        if not callable(function):
+            raise TypeError(f"lr_schedule must be a schedule or a callable; got {function!r}")
+        self.function = function
+
+    def lr_at(self, epoch, base_lr):
+        lr = self.function(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
+                or not math.isfinite(lr):
+            raise ValueError(f"lr_schedule({epoch}) returned {lr!r}; expected a finite "
+                             "learning rate > 0")
+        return float(lr)
+
+
+class ReduceLROnPlateau(Schedule):
+    """Multiply the rate by ``factor`` once the monitored loss stops improving.
+
+    PyTorch's ``ReduceLROnPlateau`` (mode ``min``, relative threshold): after
+    more than ``patience`` epochs without a loss below ``best · (1 -
+    threshold)``, the rate drops by ``factor`` (not below ``min_lr``) and
+    ``cooldown`` epochs pass before counting again.
+    """
+
+    def __init__(self, factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0):
+        self.factor = _fraction("factor", factor)
+        self.patience = _count("patience", patience, 0)
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
+                or not 0 <= threshold < 1:
+            raise ValueError(f"threshold must be a number in [0, 1); got {threshold!r}")
+        self.threshold = threshold
+        self.cooldown = _count("cooldown", cooldown, 0)
+        if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
+            raise ValueError(f"min_lr must be a number >= 0; got {min_lr!r}")
+        self.min_lr = min_lr
+        self._scale = 1.0
+        self._best = math.inf
+        self._bad_epochs = 0
+        self._cooldown_left = 0
+
+    def lr_at(self, epoch, base_lr):
+        return max(base_lr * self._scale, self.min_lr)
+
+    def observe(self, metric):
+        if metric < self._best * (1 - self.threshold):
+            self._best = metric
+            self._bad_epochs = 0
+        else:
+            self._bad_epochs += 1
+        if self._cooldown_left > 0:
+            self._cooldown_left -= 1
+            self._bad_epochs = 0
+        if self._bad_epochs > self.patience:
+            self._scale *= self.factor
+            self._cooldown_left = self.cooldown
+            self._bad_epochs = 0
+
+    def state(self):
+        return {"scale": self._scale, "best": self._best, "bad_epochs": self._bad_epochs,
+                "cooldown_left": self._cooldown_left}
+
+    def restore(self, state):
+        self._scale = state["scale"]
+        self._best = state["best"]
+        self._bad_epochs = state["bad_epochs"]
+        self._cooldown_left = state["cooldown_left"]
+
+
+def as_schedule(lr_schedule):
+    """The schedule one fit uses: ``None`` -> constant, a callable -> :class:`LambdaLR`,
+    a :class:`Schedule` -> a fresh copy.
+
+    The copy keeps fits independent: a plateau schedule passed to two fits
+    starts both from its initial state instead of the first fit's end.
+    """
+    if lr_schedule is None:
+        return ConstantLR()
+    if isinstance(lr_schedule, Schedule):
+        return copy.deepcopy(lr_schedule)
+    return LambdaLR(lr_schedule)
