@@ -51,6 +51,11 @@ class KernelCase:
         X, y = make_problem(sizes, output, n, seed)
         self.X = self.net._features(X)
         self.Y = self.net._targets(y, n)
+        # uneven row weights, some zero, so weighting is exercised everywhere
+        weights = np.random.default_rng(seed + 1).uniform(0.0, 2.0, n)
+        weights[::7] = 0.0
+        weights[0] = 1.0
+        self.weights = weights.astype(self.net.dtype)
         self.table = self.net._table
         self.hidden = self.net._hidden
         self.output = self.net._output_code

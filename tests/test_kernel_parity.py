@@ -41,9 +41,10 @@ def test_forward_loss_delta_backward(sizes, n, activation, output, dtype, n_thre
         Z = case.block(acts, case.last)
         A = np.empty_like(Z)
         module.output_activation(case.output, Z, A)
-        loss = module.loss_sum(case.output, Z, case.Y)
-        errors = module.error_count(case.output, Z, case.Y)
-        delta_loss = module.output_delta(case.output, Z, case.Y, case.dtype.type(1.0 / n),
+        loss = module.loss_sum(case.output, Z, case.Y, case.weights)
+        errors = module.error_count(case.output, Z, case.Y, case.weights)
+        delta_loss = module.output_delta(case.output, Z, case.Y, case.weights,
+                                         case.dtype.type(1.0 / case.weights.sum()),
                                          case.block(deltas, case.last))
         module.backward(case.net.params, case.table, case.hidden, case.X, acts, deltas,
                         case.dtype.type(0), grad)
@@ -56,68 +57,98 @@ def test_forward_loss_delta_backward(sizes, n, activation, output, dtype, n_thre
     names = ["activations", "output", "loss", "errors", "output_delta loss", "deltas",
              "gradient", "gradient with decay"]
     for name, got, want in zip(names, numba_out, ref_out):
-        if name == "errors":
-            # a logit tie broken differently would be a real bug, so compare exactly
-            np.testing.assert_equal(got, want, err_msg=name)
+        if name == "errors" and not np.isnan(want):
+            # a tie broken differently would be a real bug: a relative error of at
+            # least one row's weight in the total
+            assert abs(got - want) <= 1e-6 * max(abs(want), 1), name
+        elif name == "errors":
+            assert np.isnan(got), "regression has no error count"
         else:
             assert relative_error(got, want) <= rtol, f"{name}: {relative_error(got, want):.2e}"
 
 
+OPTIMIZER_CASES = {
+    # Adam's step is about lr·g/(|g| + ε): with ε = 1e-8 a gradient that is pure
+    # rounding noise (|g| ~ 1e-8, seen here) moves by ±lr/2 either way, so the
+    # epoch comparison uses a ε that keeps the step well-conditioned
+    "adamw-clipped": dict(optimizer="adamw", weight_decay=0.01, clip_norm=0.5, eps=1e-4),
+    "sgd": dict(optimizer="sgd"),
+    "momentum": dict(optimizer="sgd", momentum=0.9),
+    "nesterov": dict(optimizer="sgd", momentum=0.9, nesterov=True),
+    "adam": dict(optimizer="adam", weight_decay=0.01),
+    "adamw": dict(optimizer="adamw", weight_decay=0.01),
+    "sgd-clipped": dict(optimizer="sgd", momentum=0.5, clip_norm=0.5),
+    "adam-clipped": dict(optimizer="adam", clip_norm=0.5),
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)],
-                         ids=["plain", "momentum", "nesterov"])
-@pytest.mark.parametrize("size", [50, 20000], ids=["small", "large"])
-def test_sgd_update(size, momentum, nesterov, dtype, n_threads):
+@pytest.mark.parametrize("optimizer", OPTIMIZER_CASES)
+@pytest.mark.parametrize("sizes", [[5, 4, 3], [150, 120, 10]], ids=["small", "large"])
+def test_optimizer_step(sizes, optimizer, dtype, n_threads):
+    from fastnn.layout import layer_table, n_params
+    from fastnn.optim import new_state, step_settings
+    table = layer_table(sizes)
     rng = np.random.default_rng(3)
-    cast = np.dtype(dtype).type
-    start = rng.standard_normal((3, size)).astype(dtype)
+    start = rng.standard_normal((2, n_params(table))).astype(dtype)
+    settings = step_settings(dtype, lr=0.05, **OPTIMIZER_CASES[optimizer])
 
     def run(module):
-        params, grad, velocity = (a.copy() for a in start)
+        params, grad = (a.copy() for a in start)
+        state, step = new_state(settings_name(optimizer), params.size, dtype)
         for _ in range(3):
-            module.sgd_update(params, grad, velocity, cast(0.05), cast(momentum), nesterov)
-            grad *= cast(0.5)
-        return params, velocity
+            module.optimizer_step(params, grad, state, table, settings, step)
+            grad *= grad.dtype.type(0.5)
+        return params, state, step
 
-    (p_numba, v_numba), (p_ref, v_ref) = both(None, n_threads, run)
-    # the same float operations in the same order: bit for bit
-    np.testing.assert_array_equal(p_numba, p_ref)
-    np.testing.assert_array_equal(v_numba, v_ref)
+    (p_numba, s_numba, t_numba), (p_ref, s_ref, t_ref) = both(None, n_threads, run)
+    # the same float operations in the same order: equal up to sqrt/norm rounding
+    assert relative_error(p_numba, p_ref) <= PARITY_RTOL[dtype]
+    assert relative_error(s_numba, s_ref) <= PARITY_RTOL[dtype]
+    np.testing.assert_array_equal(t_numba, t_ref)
+
+
+def settings_name(case):
+    return OPTIMIZER_CASES[case]["optimizer"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("batch_size", [1, 23, 500], ids=["batch1", "batch23", "batch>n"])
-def test_train_epoch(batch_size, activation, output, dtype, n_threads):
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw-clipped"])
+def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer):
+    from fastnn.optim import new_state, step_settings
     n = 120
     sizes = WIDE if batch_size > 1 else TINY
     case = KernelCase(sizes, activation, output, dtype, n)
     order = np.random.default_rng(5).permutation(n)
     batch = min(batch_size, n)
     n_batches = -(-n // batch)
-    cast = case.dtype.type
+    settings = step_settings(dtype, lr=0.01 if optimizer != "sgd" else 0.05,
+                             **OPTIMIZER_CASES[optimizer])
 
     def run(module):
         params = case.net.params.copy()
         grad = np.zeros_like(params)
-        velocity = np.zeros_like(params)
-        stats = np.zeros((n_batches, 2))
-        module.train_epoch(params, grad, velocity, case.table, case.hidden, case.output,
-                           case.X, case.Y, order, batch, cast(0.05), cast(0.5), True,
-                           cast(1e-3), np.zeros((batch, sizes[0]), case.dtype),
-                           np.zeros((batch, sizes[-1]), case.dtype), case.workspace(batch),
+        state, step = new_state(settings_name(optimizer), params.size, case.dtype)
+        stats = np.zeros((n_batches, 3))
+        module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
+                           case.X, case.Y, case.weights, order, batch, settings, step,
+                           np.zeros((batch, sizes[0]), case.dtype),
+                           np.zeros((batch, sizes[-1]), case.dtype),
+                           np.zeros(batch, case.dtype), case.workspace(batch),
                            case.workspace(batch), stats)
-        return params, velocity, stats
+        return params, state, stats
 
-    (p_numba, v_numba, s_numba), (p_ref, v_ref, s_ref) = both(case, n_threads, run)
+    (p_numba, s_numba, st_numba), (p_ref, s_ref, st_ref) = both(case, n_threads, run)
     # one epoch of many small steps compounds rounding: allow 10x the one-call tolerance
     rtol = 10 * PARITY_RTOL[dtype]
     assert not np.array_equal(p_ref, case.net.params), "the epoch did not move the parameters"
     assert relative_error(p_numba, p_ref) <= rtol
-    assert relative_error(v_numba, v_ref) <= rtol
-    assert relative_error(s_numba[:, 0], s_ref[:, 0]) <= rtol
-    np.testing.assert_array_equal(s_numba[:, 1], s_ref[:, 1])
+    assert relative_error(s_numba, s_ref) <= rtol
+    assert relative_error(st_numba[:, [0, 2]], st_ref[:, [0, 2]]) <= rtol
+    np.testing.assert_allclose(st_numba[:, 1], st_ref[:, 1], rtol=1e-6)
 
 
 def test_mnist_shaped_epoch_float64_parity():

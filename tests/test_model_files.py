@@ -111,3 +111,32 @@ def test_save_is_atomic_and_leaves_no_temporaries(tmp_path, monkeypatch):
         Network([4, 3, 2], seed=2).save(path)
     assert path.read_bytes() == original, "a failed save must not clobber the old file"
     assert os.listdir(tmp_path) == ["net.npz"]
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path):
+    path = tmp_path / "fit.ckpt"
+    rng = np.random.default_rng(0)
+    Network([4, 5, 3], seed=1).fit(rng.standard_normal((20, 4)), np.arange(20) % 3, epochs=1,
+                                   optimizer="adam", checkpoint=path)
+    return path
+
+
+CHECKPOINT_CASES = {
+    "state-shape": lambda p: rewrite(p, state=members(p)["state"][:1]),
+    "state-nan": lambda p: rewrite(p, state=np.full_like(members(p)["state"], np.nan)),
+    "optimizer-unknown": lambda p: rewrite(p, optimizer=np.array("lbfgs")),
+    "step-negative": lambda p: rewrite(p, step=np.array([-1])),
+    "best-params-shape": lambda p: rewrite(p, best_params=np.zeros(3, np.float32)),
+    "fit-not-json": lambda p: rewrite(p, fit=np.array("{")),
+    "fit-keys": lambda p: rewrite(p, fit=np.array('{"epochs_done": 1}')),
+    "member-missing": lambda p: rewrite(p, step=None),
+}
+
+
+@pytest.mark.parametrize("damage", CHECKPOINT_CASES, ids=list(CHECKPOINT_CASES))
+def test_damaged_checkpoints_raise_clear_errors(checkpoint_file, damage):
+    from fastnn.checkpoint import read_checkpoint
+    CHECKPOINT_CASES[damage](checkpoint_file)
+    with pytest.raises(ModelFileError, match=r"is not a valid fastnn model file: .+"):
+        read_checkpoint(checkpoint_file)

@@ -120,7 +120,7 @@ def test_history_records_every_epoch():
     history = net.fit(X, y, epochs=3)
     assert isinstance(history, History)
     assert history.epoch == [0, 1, 2]
-    assert set(history.history) == {"loss", "error", "time"}
+    assert set(history.history) == {"loss", "error", "lr", "time"}
     assert all(0 <= e <= 1 for e in history["error"])
     assert all(t > 0 for t in history["time"])
     again = net.fit(X, y, epochs=2)
