@@ -44,3 +44,53 @@ def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_
     # the first layer reads X (its own array type), outside the loop
     _layer_gradient(params, table, 0, workspace_block(deltas, table, 0, n), X,
                     weight_decay, grad, n_blocks)
+
+
+@njit(inline="always")
+def bias_sgd_step(params, table, layer, D, lr, grad, n_blocks):
+    """``b ← b - lr Σ_rows δ``, the sums made in ``grad``'s bias slot (a fixed order)."""
+    bias_grad = bias_view(grad, table, layer)
+    column_sums(D, bias_grad, n_blocks)
+    bias = bias_view(params, table, layer)
+    for j in range(bias.shape[0]):
+        bias[j] -= lr * bias_grad[j]
+
+
+@njit(inline="always")
+def _layer_sgd_step(params, table, layer, D, A_prev, lr, weight_decay, grad, n_blocks):
+    # W ← (1 - lr λ) W - lr δ^T A in one product: no gradient buffer, no update pass
+    matmul(True, False, -lr, D, A_prev, 1 - lr * weight_decay,
+           weight_view(params, table, layer), n_blocks)
+    bias_sgd_step(params, table, layer, D, lr, grad, n_blocks)
+
+
+@njit(inline="always")
+def backward_sgd_step_above_first(params, table, hidden, acts, deltas, lr, weight_decay, grad,
+                                  n, n_blocks):
+    """The fused backward SGD step for layers L..2; leaves ``δ_1`` in ``deltas``.
+
+    Each ``δ_{l-1}`` is computed from ``W_l`` before ``W_l`` is updated in place.
+    """
+    L = table.shape[0]
+    for l in range(L - 1, 0, -1):
+        A_prev = workspace_block(acts, table, l - 1, n)
+        D = workspace_block(deltas, table, l, n)
+        D_prev = workspace_block(deltas, table, l - 1, n)
+        matmul(False, False, 1.0, D, weight_view(params, table, l), 0.0, D_prev, n_blocks)
+        multiply_derivative(D_prev, A_prev, hidden[l - 1], n_blocks)
+        _layer_sgd_step(params, table, l, D, A_prev, lr, weight_decay, grad, n_blocks)
+
+
+@njit(cache=True, nogil=True)
+def backward_sgd_step(params, table, hidden, X, acts, deltas, lr, weight_decay, grad, n_blocks):
+    """The backward pass and a plain SGD step fused: ``θ ← θ - lr (∂J + λW)``.
+
+    Equal to :func:`backward_pass` followed by the plain SGD step up to
+    rounding, without writing the weight gradient anywhere.  ``grad`` only
+    lends its bias slots.
+    """
+    n = X.shape[0]
+    backward_sgd_step_above_first(params, table, hidden, acts, deltas, lr, weight_decay, grad,
+                                  n, n_blocks)
+    _layer_sgd_step(params, table, 0, workspace_block(deltas, table, 0, n), X, lr, weight_decay,
+                    grad, n_blocks)

@@ -3,11 +3,12 @@
 from numba import njit
 
 from fastnn import codes
-from fastnn.kernels.backward_pass import backward_pass
+from fastnn.kernels.backward_pass import backward_pass, backward_sgd_step
 from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.forward_pass import forward_pass
 from fastnn.kernels.optimizer_step import optimizer_step
 from fastnn.kernels.outputs import output_pass
+from fastnn.kernels.per_sample import per_sample_sgd_epoch
 from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.views import workspace_block
 
@@ -21,11 +22,18 @@ def train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, 
     Nothing is allocated: every batch reuses the gather buffers and workspaces.
     ``n_blocks`` is the number of threads to share each step among.
     """
+    # AdamW decays the weights in its step; the others put λW into the gradient
+    decay = cast_like(params, 0.0) if settings.code == codes.ADAMW else settings.weight_decay
+    # plain SGD steps inside the backward pass, with no gradient buffer in between
+    plain_sgd = (settings.code == codes.SGD and settings.momentum == 0
+                 and settings.clip_norm == 0)
+    if plain_sgd and batch_size == 1:
+        per_sample_sgd_epoch(params, grad, table, hidden, output, X, Y, weights, order,
+                             settings.lr, decay, xbuf, ybuf, wbuf, acts, deltas, batch_stats)
+        return
     m = order.shape[0]
     L = table.shape[0]
     n_batches = (m + batch_size - 1) // batch_size
-    # AdamW decays the weights in its step; the others put λW into the gradient
-    decay = cast_like(params, 0.0) if settings.code == codes.ADAMW else settings.weight_decay
     for b in range(n_batches):
         start = b * batch_size
         n = min(batch_size, m - start)
@@ -48,5 +56,9 @@ def train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, 
         batch_stats[b, 0] = loss / total_weight
         batch_stats[b, 1] = errors / total_weight
         batch_stats[b, 2] = total_weight
-        backward_pass(params, table, hidden, xb, acts, deltas, decay, grad, n_blocks)
-        optimizer_step(params, grad, state, table, settings, step, n_blocks)
+        if plain_sgd:
+            backward_sgd_step(params, table, hidden, xb, acts, deltas, settings.lr, decay, grad,
+                              n_blocks)
+        else:
+            backward_pass(params, table, hidden, xb, acts, deltas, decay, grad, n_blocks)
+            optimizer_step(params, grad, state, table, settings, step, n_blocks)

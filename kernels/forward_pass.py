@@ -8,6 +8,22 @@ from fastnn.kernels.matmul import matmul
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
 
 
+@njit(inline="always")
+def forward_after_first_product(params, table, hidden, acts, n, n_blocks):
+    """Everything after ``X W_1^T``: the first layer's bias and activation, then
+    layers 2..L.  The first block of ``acts`` must hold ``X W_1^T`` for ``n`` rows."""
+    L = table.shape[0]
+    Z = workspace_block(acts, table, 0, n)
+    add_bias_activate(Z, bias_view(params, table, 0), hidden[0] if L > 1 else codes.IDENTITY,
+                      n_blocks)
+    for l in range(1, L):
+        A_prev = workspace_block(acts, table, l - 1, n)
+        Z = workspace_block(acts, table, l, n)
+        matmul(False, True, 1.0, A_prev, weight_view(params, table, l), 0.0, Z, n_blocks)
+        add_bias_activate(Z, bias_view(params, table, l),
+                          hidden[l] if l < L - 1 else codes.IDENTITY, n_blocks)
+
+
 @njit(cache=True, nogil=True)
 def forward_pass(params, table, hidden, X, acts, n_blocks):
     """Fill the activation workspace for the rows of ``X``; the last block gets the logits.
@@ -23,16 +39,6 @@ def forward_pass(params, table, hidden, X, acts, n_blocks):
         Threads to share each step among (1: everything on this thread).
     """
     n = X.shape[0]
-    L = table.shape[0]
-    # The first layer reads X, whose array type may differ from the
-    # workspace's, so it stays out of the loop (one type per variable).
-    Z = workspace_block(acts, table, 0, n)
-    matmul(False, True, 1.0, X, weight_view(params, table, 0), 0.0, Z, n_blocks)
-    add_bias_activate(Z, bias_view(params, table, 0), hidden[0] if L > 1 else codes.IDENTITY,
-                      n_blocks)
-    for l in range(1, L):
-        A_prev = workspace_block(acts, table, l - 1, n)
-        Z = workspace_block(acts, table, l, n)
-        matmul(False, True, 1.0, A_prev, weight_view(params, table, l), 0.0, Z, n_blocks)
-        add_bias_activate(Z, bias_view(params, table, l),
-                          hidden[l] if l < L - 1 else codes.IDENTITY, n_blocks)
+    matmul(False, True, 1.0, X, weight_view(params, table, 0), 0.0,
+           workspace_block(acts, table, 0, n), n_blocks)
+    forward_after_first_product(params, table, hidden, acts, n, n_blocks)

@@ -4,6 +4,14 @@ from numba import njit, prange
 
 from fastnn.kernels.blas import gemm
 from fastnn.kernels.config import MIN_PARALLEL_MULTIPLY_ADDS
+from fastnn.kernels.scalars import cast_like
+from fastnn.kernels.small_matmul import (
+    SMALL_RANK,
+    SMALL_ROWS,
+    low_rank_update,
+    rows_times,
+    rows_times_transposed,
+)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -35,7 +43,9 @@ def matmul(transa, transb, alpha, A, B, beta, C, n_blocks):
 
     Each slab is a single-threaded BLAS call on its own thread (DESIGN rule 1:
     Numba owns the threads, so the caller caps BLAS at one).  Small products,
-    or ``n_blocks == 1``, are one BLAS call on the calling thread.
+    or ``n_blocks == 1``, are one BLAS call on the calling thread; products
+    with a handful of rows, and rank-1/2 weight updates, skip BLAS (see
+    :mod:`fastnn.kernels.small_matmul`).
 
     Parameters
     ----------
@@ -47,7 +57,17 @@ def matmul(transa, transb, alpha, A, B, beta, C, n_blocks):
     """
     m, n = C.shape
     k = A.shape[0] if transa else A.shape[1]
-    if n_blocks > 1 and m * n * k >= MIN_PARALLEL_MULTIPLY_ADDS and max(m, n) >= n_blocks:
+    # alpha and beta in the dtype: the loops then compute in it, as BLAS does
+    alpha = cast_like(C, alpha)
+    beta = cast_like(C, beta)
+    if transa and k <= SMALL_RANK:
+        low_rank_update(alpha, A, B, beta, C)
+    elif not transa and m <= SMALL_ROWS:
+        if transb:
+            rows_times_transposed(alpha, A, B, beta, C)
+        else:
+            rows_times(alpha, A, B, beta, C)
+    elif n_blocks > 1 and m * n * k >= MIN_PARALLEL_MULTIPLY_ADDS and max(m, n) >= n_blocks:
         # bool() drops the literal type: one compiled split serves every flag pair
         _gemm_split(bool(transa), bool(transb), alpha, A, B, beta, C, n_blocks)
     else:

@@ -73,6 +73,8 @@ OPTIMIZER_CASES = {
     # epoch comparison uses a ε that keeps the step well-conditioned
     "adamw-clipped": dict(optimizer="adamw", weight_decay=0.01, clip_norm=0.5, eps=1e-4),
     "sgd": dict(optimizer="sgd"),
+    # plain SGD takes the fused path: the step happens inside the backward pass
+    "sgd-decay": dict(optimizer="sgd", weight_decay=0.01),
     "momentum": dict(optimizer="sgd", momentum=0.9),
     "nesterov": dict(optimizer="sgd", momentum=0.9, nesterov=True),
     "adam": dict(optimizer="adam", weight_decay=0.01),
@@ -116,7 +118,7 @@ def settings_name(case):
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("batch_size", [1, 23, 500], ids=["batch1", "batch23", "batch>n"])
-@pytest.mark.parametrize("optimizer", ["momentum", "adamw-clipped"])
+@pytest.mark.parametrize("optimizer", ["sgd-decay", "momentum", "adamw-clipped"])
 def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer):
     from fastnn.optim import new_state, step_settings
     n = 120
@@ -163,3 +165,35 @@ def test_mnist_shaped_epoch_float64_parity():
         net.fit(X, y, epochs=1, batch_size=100, lr=0.1)
         trained[backend] = net.params
     assert relative_error(trained["numba"], trained["numpy"]) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [[6, 3], [6, 5, 3], [6, 5, 4, 3], [130, 40, 10]],
+                         ids=["L1", "L2", "L3", "wide"])
+def test_per_sample_sgd_pipeline(sizes, dtype):
+    """Batch size 1 with plain SGD runs the pipelined loop (the next sample's first
+    product fused with this sample's first-layer step): every depth, zero-weight
+    rows first, in the middle and last."""
+    from fastnn.optim import new_state, step_settings
+    n = 40
+    case = KernelCase(sizes, "tanh", "softmax", dtype, n)
+    weights = case.weights.copy()
+    order = np.random.default_rng(5).permutation(n)
+    weights[order[[0, 1, 17, n - 1]]] = 0
+    settings = step_settings(dtype, lr=0.05, weight_decay=0.01)
+
+    def run(module):
+        params = case.net.params.copy()
+        grad = np.zeros_like(params)
+        state, step = new_state("sgd", params.size, case.dtype)
+        stats = np.zeros((n, 3))
+        module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
+                           case.X, case.Y, weights, order, 1, settings, step,
+                           np.zeros((1, sizes[0]), case.dtype), np.zeros((1, sizes[-1]), case.dtype),
+                           np.zeros(1, case.dtype), case.workspace(1), case.workspace(1), stats)
+        return params, stats
+
+    (p_numba, s_numba), (p_ref, s_ref) = both(case, 1, run)
+    assert relative_error(p_numba, p_ref) <= 10 * PARITY_RTOL[dtype]
+    assert relative_error(s_numba, s_ref) <= 10 * PARITY_RTOL[dtype]
+    assert (s_numba[[0, 1, 17, n - 1], 2] == 0).all()
