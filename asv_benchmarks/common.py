@@ -1,0 +1,303 @@
+"""Seeded cases for the asv suite: every kernel argument is built here, and only here.
+
+The kernel contract (SPEC section 7) is the same for :mod:`fastnn.kernels` and
+:mod:`fastnn.reference`.  When its signatures change (optimiser settings,
+sample weights, Adam state), only :class:`KernelCase` has to follow; the
+benchmark modules call ``case.forward()``, ``case.backward()``,
+``case.update()`` and ``case.train_epoch()`` and never spell out an argument
+list.
+
+As in numpy's ``benchmarks/benchmarks/common.py``, every array comes from a
+seeded generator, so two runs (and two commits) time exactly the same work.
+"""
+
+import contextlib
+
+import numpy as np
+
+#: the engine parameter, as in pandas' rolling benchmarks (numba vs cython)
+BACKENDS = ("numba", "numpy")
+#: the 784-200-10 MNIST network, and a wide one where the GEMMs dominate
+NETWORKS = {
+    "784-200-10": (784, 200, 10),
+    "1024-1024-1024-10": (1024, 1024, 1024, 10),
+}
+NETWORK_NAMES = tuple(NETWORKS)
+BATCH_SIZES = (1, 32, 128, 1024)
+DTYPES = ("float32", "float64")
+THREADS = (1, 2)
+#: the update benchmark's rules: (optimizer, hyperparameters of fastnn.optim.step_settings)
+UPDATE_SETTINGS = {
+    "sgd": ("sgd", {"lr": 0.1}),
+    "momentum": ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    "adam": ("adam", {"lr": 1e-3}),
+}
+UPDATE_RULES = tuple(UPDATE_SETTINGS)
+
+#: rows one ``train_epoch`` benchmark call visits: a fraction of an MNIST epoch
+#: (60,000 rows), enough for many mini-batches, small enough for the grid
+EPOCH_ROWS = 2048
+#: per-sample SGD runs Python-level code per row in the reference, so fewer rows
+EPOCH_ROWS_BATCH_1 = 128
+
+SEED = 20240601
+LEARNING_RATE = 0.1
+#: scale of the synthetic gradient the update benchmark applies; small enough
+#: that repeated steps never overflow, large enough to stay clear of denormals
+GRADIENT_SCALE = 1e-3
+
+
+def epoch_rows(batch_size):
+    """Rows a ``train_epoch`` benchmark call visits for ``batch_size``."""
+    return EPOCH_ROWS_BATCH_1 if batch_size == 1 else EPOCH_ROWS
+
+
+def backend_module(backend):
+    """The module that implements the kernel contract for ``backend``."""
+    if backend == "numba":
+        # imported on first use, as fastnn.Network does: it loads Numba's compiled code
+        from fastnn import kernels
+        return kernels
+    from fastnn import reference
+    return reference
+
+
+def require_threads(n_threads):
+    """Skip (asv's ``NotImplementedError``) when Numba cannot run ``n_threads`` threads."""
+    from fastnn.threads import available_threads
+    if n_threads > available_threads():
+        raise NotImplementedError(f"needs {n_threads} threads; NUMBA_NUM_THREADS is "
+                                  f"{available_threads()}")
+
+
+def synthetic_mnist(n_rows, n_features=784, n_classes=10, seed=SEED):
+    """MNIST-shaped data: pixels in [0, 1) (about 80 % zero, like MNIST) and labels.
+
+    Parameters
+    ----------
+    n_rows, n_features, n_classes : int
+    seed : int
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n_rows, n_features), C-contiguous
+    y : ndarray of int64, shape (n_rows,), in ``0..n_classes-1``
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.random((n_rows, n_features), dtype=np.float32)
+    # MNIST digits are mostly background: zeros keep relu units as sparse as real data does
+    X[X < 0.8] = 0
+    y = rng.integers(0, n_classes, size=n_rows)
+    return X, y
+
+
+class KernelCase:
+    """One network's kernel buffers, ready to call one backend's kernels.
+
+    Built from a seeded :class:`fastnn.Network` (its initial parameters, its
+    layer table and codes, its input conversion) and :mod:`fastnn.optim` (step
+    settings, optimizer state), the way ``fit`` and the tests' ``KernelCase``
+    build them, so the benchmarks pass exactly what ``fit`` passes.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        Layer widths ``d_0, ..., d_L``; relu hidden layers, softmax output.
+    dtype : {"float32", "float64"}
+    batch_size : int
+        Rows per forward/backward call and per ``train_epoch`` mini-batch.
+    backend : {"numba", "numpy"}
+    n_threads : int
+    update_rule : str
+        A key of :data:`UPDATE_SETTINGS`: what :meth:`update` applies.
+    seed : int
+
+    Attributes
+    ----------
+    params : ndarray, shape (n_params,)
+        The parameters the kernels read and update; :meth:`reset` restores them.
+    X, Y : ndarray, shape (rows, d_0) and (rows, d_L)
+        Converted inputs and dense one-hot targets; ``rows`` is
+        :func:`epoch_rows` of ``batch_size``.
+    row_weights : ndarray, shape (rows,)
+        All ones: the unweighted loss, as ``fit`` passes it without ``sample_weight``.
+    """
+
+    def __init__(self, sizes, dtype, batch_size, backend, n_threads, update_rule="sgd",
+                 seed=SEED):
+        from fastnn import Network
+        from fastnn.layout import n_units
+        from fastnn.optim import new_state, step_settings
+
+        self.sizes = tuple(sizes)
+        self.batch_size = batch_size
+        self.backend = backend
+        self.n_threads = n_threads
+        self.kernels = backend_module(backend)
+        net = Network(list(sizes), activation="relu", output="softmax", dtype=dtype, seed=seed,
+                      backend=backend, n_threads=n_threads)
+        self.dtype = net.dtype
+        self.table, self.hidden, self.output = net._table, net._hidden, net._output_code
+        self.last = len(sizes) - 2
+
+        rows = epoch_rows(batch_size)
+        X, y = synthetic_mnist(rows, sizes[0], sizes[-1], seed)
+        self.X = net._features(X)
+        self.Y = net._targets(y, rows)
+        self.row_weights = np.ones(rows, dtype=self.dtype)
+        self.X_batch = self.X[:batch_size]  # C-contiguous: a leading slice
+        self.Y_batch = self.Y[:batch_size]
+        self.weights_batch = self.row_weights[:batch_size]
+        self.order = np.random.default_rng(seed).permutation(rows)
+
+        self.initial_params = net.params.copy()
+        self.params = net.params
+        self.grad = (GRADIENT_SCALE * np.random.default_rng(seed + 1)
+                     .standard_normal(self.params.shape[0])).astype(self.dtype)
+        width = n_units(self.table)
+        self.acts = np.zeros(batch_size * width, dtype=self.dtype)
+        self.deltas = np.zeros(batch_size * width, dtype=self.dtype)
+        self.xbuf = np.empty((batch_size, sizes[0]), dtype=self.dtype)
+        self.ybuf = np.empty((batch_size, sizes[-1]), dtype=self.dtype)
+        self.wbuf = np.empty(batch_size, dtype=self.dtype)
+        self.batch_stats = np.empty((-(-rows // batch_size), 3), dtype=np.float64)
+
+        # step settings hold their reals in the array dtype (DESIGN rule 4)
+        optimizer, hyper = UPDATE_SETTINGS[update_rule]
+        self.update_settings = step_settings(self.dtype, optimizer, **hyper)
+        self.update_state, self.update_step = new_state(optimizer, self.params.size, self.dtype)
+        # train_epoch runs the peers' job: plain SGD, lr 0.1
+        self.epoch_settings = step_settings(self.dtype, "sgd", lr=LEARNING_RATE)
+        self.epoch_state, self.epoch_step = new_state("sgd", self.params.size, self.dtype)
+        self.weight_decay = self.dtype.type(0.0)
+        self.scale = self.dtype.type(1.0 / batch_size)  # 1 / (sum of the batch's row weights)
+        self._scope = None
+
+    # ------------------------------------------------------------ the kernels
+
+    def forward(self):
+        """Forward propagation of one batch (``batch_size`` rows)."""
+        self.kernels.forward(self.params, self.table, self.hidden, self.X_batch, self.acts)
+
+    def output_delta(self):
+        """``δ_L`` of one batch from the logits :meth:`forward` left (softmax/cross-entropy)."""
+        from fastnn.layout import workspace_block
+        n = self.X_batch.shape[0]
+        return self.kernels.output_delta(self.output,
+                                         workspace_block(self.acts, self.table, self.last, n),
+                                         self.Y_batch, self.weights_batch, self.scale,
+                                         workspace_block(self.deltas, self.table, self.last, n))
+
+    def backward(self):
+        """Delta recursion and gradient accumulation of one batch into ``grad``.
+
+        Reads the activations and ``δ_L`` that :meth:`prepare` left; writes only
+        the hidden layers' deltas and ``grad``, so repeated calls do the same work.
+        """
+        self.kernels.backward(self.params, self.table, self.hidden, self.X_batch, self.acts,
+                              self.deltas, self.weight_decay, self.grad)
+
+    def update(self):
+        """One in-place optimizer step of every parameter from ``grad``."""
+        self.kernels.optimizer_step(self.params, self.grad, self.update_state, self.table,
+                                    self.update_settings, self.update_step)
+
+    def train_epoch(self):
+        """Plain SGD (lr 0.1) over the :func:`epoch_rows` rows in a fixed shuffled order."""
+        self.kernels.train_epoch(self.params, self.grad, self.epoch_state, self.table,
+                                 self.hidden, self.output, self.X, self.Y, self.row_weights,
+                                 self.order, self.batch_size, self.epoch_settings,
+                                 self.epoch_step, self.xbuf, self.ybuf, self.wbuf, self.acts,
+                                 self.deltas, self.batch_stats)
+
+    # ------------------------------------------------------------ state
+
+    def reset(self):
+        """Restore the starting parameters and optimizer state, so each repeat times the same work."""
+        np.copyto(self.params, self.initial_params)
+        for buffer in (self.update_state, self.update_step, self.epoch_state, self.epoch_step):
+            buffer[...] = 0
+
+    def prepare(self, kernel):
+        """Run ``kernel`` once (the JIT compile or cache load), then :meth:`reset`.
+
+        Parameters
+        ----------
+        kernel : {"forward", "backward", "update", "train_epoch"}
+
+        Raises
+        ------
+        FloatingPointError
+            If the warm-up left non-finite parameters: timing NaN arithmetic
+            would not be timing training.
+        """
+        with self.threads():
+            if kernel == "backward":
+                # backward reads the activations and δ_L of its batch
+                self.forward()
+                self.output_delta()
+            getattr(self, kernel)()
+        if not np.isfinite(self.params).all():
+            raise FloatingPointError(f"{kernel} on {self.describe()} left non-finite parameters")
+        self.reset()
+
+    def threads(self):
+        """The thread scope ``fastnn.Network`` would use (DESIGN rule 1), as a context manager."""
+        from fastnn.threads import thread_scope
+        return thread_scope(self.n_threads, self.backend)
+
+    def enter_threads(self):
+        """Enter :meth:`threads` until :meth:`exit_threads`.
+
+        asv's ``setup``/``teardown`` bracket every sample, so the scope is
+        entered there and not inside the timed call: capping both OpenBLAS
+        copies costs more than a batch-1 forward pass.
+        """
+        self._scope = contextlib.ExitStack()
+        self._scope.enter_context(self.threads())
+
+    def exit_threads(self):
+        """Leave the scope :meth:`enter_threads` entered (no-op if none)."""
+        if self._scope is not None:
+            self._scope.close()
+            self._scope = None
+
+    def describe(self):
+        """A short text naming the case, for error messages."""
+        return (f"{'-'.join(map(str, self.sizes))} {self.dtype.name} batch {self.batch_size} "
+                f"{self.backend} {self.n_threads} thread(s)")
+
+
+# One case per process is enough: asv forks a fresh process for every parameter
+# combination, then calls setup before every sample.  Keeping the last case
+# makes those later setups a reset instead of a rebuild and a warm-up.
+_last_case = {}
+
+
+def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_rule="sgd"):
+    """A :class:`KernelCase`, warmed up for ``kernel`` and reset, built once per process.
+
+    Parameters
+    ----------
+    kernel : {"forward", "backward", "update", "train_epoch"}
+    network : str
+        A key of :data:`NETWORKS`.
+    dtype, batch_size, backend, n_threads, update_rule
+        As for :class:`KernelCase`.
+
+    Raises
+    ------
+    NotImplementedError
+        When the machine has fewer threads than ``n_threads`` (asv skips).
+    """
+    require_threads(n_threads)
+    key = (kernel, network, dtype, batch_size, backend, n_threads, update_rule)
+    case = _last_case.get(key)
+    if case is None:
+        _last_case.clear()  # free the previous case's buffers first
+        case = KernelCase(NETWORKS[network], dtype, batch_size, backend, n_threads, update_rule)
+        case.prepare(kernel)
+        _last_case[key] = case
+    else:
+        case.reset()
+    return case
