@@ -10,6 +10,7 @@ from fastnn.init import SCHEMES, initialize
 from fastnn.layout import layer_table, n_params, n_units, parameter_views, workspace_block
 from fastnn.optim import new_state
 from fastnn.schedules import as_schedule
+from fastnn.streaming import fit_streamed, is_out_of_core
 from fastnn.threads import available_threads, thread_scope
 from fastnn.training import FitPlan, run_fit
 from fastnn.validation import (
@@ -284,7 +285,7 @@ class Network:
             lr_schedule=None, clip_norm=None, sample_weight=None, class_weight=None,
             validation_data=None, validation_split=None, patience=None, eval_every=None,
             callbacks=(), checkpoint=None, checkpoint_every=1, resume=False,
-            warm_start=False, progress=False, verbose=0):
+            warm_start=False, progress=False, verbose=0, block_rows=None):
         """Train by mini-batch gradient descent; the parameters are updated in place.
 
         Training always continues from the current parameters.
@@ -292,10 +293,15 @@ class Network:
         Parameters
         ----------
         X : array-like, shape (n, d_0)
+            In memory, or out-of-core (a memmap from ``np.load(path,
+            mmap_mode="r")``, an h5py dataset, a zarr or dask array): those are
+            streamed in blocks of rows, see ``block_rows`` and
+            :mod:`fastnn.streaming`.
         y : array-like
             softmax: int labels (n,) in ``0..C-1``, or (n, C) one-hot or
             probability rows; sigmoid: (n,) 0/1 for one output unit, or (n, k)
             multilabel 0/1; identity: (n,) for one output unit, or (n, d_L).
+            In memory or out-of-core.
         epochs : int, default 10
         batch_size : int, default 32
             1 is per-sample SGD, ``>= n`` full-batch gradient descent; the last
@@ -354,6 +360,11 @@ class Network:
             Show a tqdm progress bar over each epoch's mini-batches.
         verbose : int, default 0
             1: print one line per epoch.
+        block_rows : int, optional
+            Stream ``X`` in blocks of this many rows, read in the background
+            while the previous block trains (memory bounded by the block, not
+            the data).  By default out-of-core inputs are streamed in blocks of
+            about 64 MiB (whole batches) and in-memory arrays converted whole.
 
         Returns
         -------
@@ -386,6 +397,9 @@ class Network:
                        checkpoint_every=checkpoint_every, resume=resume, progress=progress,
                        verbose=verbose)
         warm_start = check_bool("warm_start", warm_start)
+        if block_rows is not None or is_out_of_core(X):
+            return fit_streamed(self, X, y, sample_weight, class_weight, validation_data,
+                                validation_split, plan, warm_start, block_rows)
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)

