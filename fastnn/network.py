@@ -57,7 +57,8 @@ class Network:
         cross-entropy, squared error).
     dtype : {"float32", "float64"}, default "float32"
     seed : int or None, default 0
-        Seeds the initial weights and the shuffling; ``None`` draws fresh entropy.
+        Seeds the initial weights and the shuffling; ``None`` draws fresh
+        entropy, which is then stored in :attr:`seed`.
     backend : {"numba", "numpy"}, default "numba"
         The compiled kernels, or the pure-NumPy reference (same numbers).
     n_threads : int or None, default None
@@ -91,7 +92,10 @@ class Network:
         self._table = layer_table(sizes)
         self.params = np.zeros(n_params(self._table), dtype=self.dtype)
         self.weights, self.biases = parameter_views(self.params, self._table)
-        init_seed, shuffle_seed = np.random.SeedSequence(self.seed).spawn(2)
+        seeds = np.random.SeedSequence(self.seed)
+        if self.seed is None:
+            self.seed = seeds.entropy  # the fresh entropy drawn, so the run can be repeated
+        init_seed, shuffle_seed = seeds.spawn(2)
         initialize(self.params, self._table, self._hidden, self.init,
                    np.random.default_rng(init_seed))
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
@@ -456,6 +460,17 @@ class Network:
         return network
 
     # ------------------------------------------------------------ misc
+
+    def __getstate__(self):
+        # weights/biases are views into params: pickled as they are, they would
+        # come back as separate copies that training never touches
+        state = self.__dict__.copy()
+        del state["weights"], state["biases"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.weights, self.biases = parameter_views(self.params, self._table)
 
     @property
     def n_params(self):

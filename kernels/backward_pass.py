@@ -6,6 +6,7 @@
 
 from numba import njit
 
+from fastnn.kernels.config import COMPILED
 from fastnn.kernels.elementwise import column_sums, multiply_derivative, scaled_copy
 from fastnn.kernels.matmul import matmul
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
@@ -24,7 +25,7 @@ def _layer_gradient(params, table, layer, D, A_prev, weight_decay, grad, n_block
     column_sums(D, bias_view(grad, table, layer), n_blocks)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_blocks):
     """Gradient of the loss over the rows of ``X``; ``δ_L`` must be in ``deltas``.
 
@@ -81,7 +82,7 @@ def backward_sgd_step_above_first(params, table, hidden, acts, deltas, lr, weigh
         _layer_sgd_step(params, table, l, D, A_prev, lr, weight_decay, grad, n_blocks)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def backward_sgd_step(params, table, hidden, X, acts, deltas, lr, weight_decay, grad, n_blocks):
     """The backward pass and a plain SGD step fused: ``θ ← θ - lr (∂J + λW)``.
 

@@ -9,3 +9,9 @@ MIN_PARALLEL_ELEMENTS = 8192
 
 #: matrix products with fewer multiply-adds than this are one BLAS call
 MIN_PARALLEL_MULTIPLY_ADDS = 1 << 18
+
+#: how every kernel is compiled: cached on disk, releasing the GIL, and with
+#: NumPy's error model, so that a division by zero gives inf/NaN (caught by
+#: fit's divergence check) instead of a branch that raises -- that branch kept
+#: LLVM from vectorising any loop with a division (Adam's step ran scalar)
+COMPILED = dict(cache=True, nogil=True, error_model="numpy")

@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn import codes
-from fastnn.kernels.config import MIN_PARALLEL_ELEMENTS
+from fastnn.kernels.config import COMPILED, MIN_PARALLEL_ELEMENTS
+from fastnn.kernels.scalars import cast_like
 
 
 @njit(inline="always")
@@ -56,12 +57,12 @@ def _add_bias_activate(Z, b, code):
                 row[j] += b[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _add_bias_activate_serial(Z, b, code):
     _add_bias_activate(Z, b, code)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _add_bias_activate_parallel(Z, b, code):
     _add_bias_activate(Z, b, code)
 
@@ -80,6 +81,7 @@ def add_bias_activate(Z, b, code, n_blocks):
 @njit(inline="always")
 def _multiply_derivative(D, A, code):
     n, d = D.shape
+    one = cast_like(D, 1.0)  # a literal 1 would make float32 arithmetic float64
     for i in prange(n):
         drow = D[i]
         arow = A[i]
@@ -89,22 +91,22 @@ def _multiply_derivative(D, A, code):
                     drow[j] = 0
         elif code == codes.SIGMOID:
             for j in range(d):
-                drow[j] *= arow[j] * (1 - arow[j])
+                drow[j] *= arow[j] * (one - arow[j])
         elif code == codes.TANH:
             for j in range(d):
-                drow[j] *= 1 - arow[j] * arow[j]
+                drow[j] *= one - arow[j] * arow[j]
         elif code == codes.LEAKY_RELU:
             for j in range(d):
                 if arow[j] <= 0:
                     drow[j] *= codes.LEAKY_SLOPE
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _multiply_derivative_serial(D, A, code):
     _multiply_derivative(D, A, code)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _multiply_derivative_parallel(D, A, code):
     _multiply_derivative(D, A, code)
 
@@ -138,12 +140,12 @@ def _column_sums(D, out, n_blocks):
                 out[j] += row[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _column_sums_serial(D, out):
     _column_sums(D, out, 1)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _column_sums_parallel(D, out, n_blocks):
     _column_sums(D, out, n_blocks)
 
@@ -167,12 +169,12 @@ def _scaled_copy(src, scale, dst):
             dst[i, j] = scale * src[i, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _scaled_copy_serial(src, scale, dst):
     _scaled_copy(src, scale, dst)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _scaled_copy_parallel(src, scale, dst):
     _scaled_copy(src, scale, dst)
 
@@ -198,12 +200,12 @@ def _gather_rows(src, order, start, dst):
             out[j] = row[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _gather_rows_serial(src, order, start, dst):
     _gather_rows(src, order, start, dst)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _gather_rows_parallel(src, order, start, dst):
     _gather_rows(src, order, start, dst)
 

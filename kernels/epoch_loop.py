@@ -4,6 +4,7 @@ from numba import njit
 
 from fastnn import codes
 from fastnn.kernels.backward_pass import backward_pass, backward_sgd_step
+from fastnn.kernels.config import COMPILED
 from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.forward_pass import forward_pass
 from fastnn.kernels.optimizer_step import optimizer_step
@@ -13,7 +14,7 @@ from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.views import workspace_block
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, order,
                      batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
                      n_blocks):

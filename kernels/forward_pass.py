@@ -3,6 +3,7 @@
 from numba import njit
 
 from fastnn import codes
+from fastnn.kernels.config import COMPILED
 from fastnn.kernels.elementwise import add_bias_activate
 from fastnn.kernels.matmul import matmul
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
@@ -24,7 +25,7 @@ def forward_after_first_product(params, table, hidden, acts, n, n_blocks):
                           hidden[l] if l < L - 1 else codes.IDENTITY, n_blocks)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def forward_pass(params, table, hidden, X, acts, n_blocks):
     """Fill the activation workspace for the rows of ``X``; the last block gets the logits.
 

@@ -3,7 +3,7 @@
 from numba import njit, prange
 
 from fastnn.kernels.blas import gemm
-from fastnn.kernels.config import MIN_PARALLEL_MULTIPLY_ADDS
+from fastnn.kernels.config import COMPILED, MIN_PARALLEL_MULTIPLY_ADDS
 from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.small_matmul import (
     SMALL_RANK,
@@ -14,7 +14,7 @@ from fastnn.kernels.small_matmul import (
 )
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _gemm_split(transa, transb, alpha, A, B, beta, C, n_blocks):
     # Split the wider side of C: columns of C are rows of op(B), so a thread
     # then reads only its share of the weights.

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn import codes
-from fastnn.kernels.config import MIN_PARALLEL_ELEMENTS
+from fastnn.kernels.config import COMPILED, MIN_PARALLEL_ELEMENTS
 from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.views import weight_view
 
@@ -29,12 +29,12 @@ def _squared_norm(x):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _squared_norm_serial(x):
     return _squared_norm(x)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _squared_norm_parallel(x):
     return _squared_norm(x)
 
@@ -45,12 +45,12 @@ def _scale(x, factor):
         x[i] *= factor
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _scale_serial(x, factor):
     _scale(x, factor)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _scale_parallel(x, factor):
     _scale(x, factor)
 
@@ -97,12 +97,12 @@ def _sgd(params, grad, velocity, lr, momentum, nesterov):
             params[i] -= lr * v
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _sgd_serial(params, grad, velocity, lr, momentum, nesterov):
     _sgd(params, grad, velocity, lr, momentum, nesterov)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _sgd_parallel(params, grad, velocity, lr, momentum, nesterov):
     _sgd(params, grad, velocity, lr, momentum, nesterov)
 
@@ -111,21 +111,24 @@ def _sgd_parallel(params, grad, velocity, lr, momentum, nesterov):
 
 @njit(inline="always")
 def _adam(params, grad, m, v, beta1, beta2, eps, step_size, root_correction):
+    # 1 - beta in the dtype: with a literal 1 Numba would compute in float64
+    keep1 = cast_like(params, 1.0) - beta1
+    keep2 = cast_like(params, 1.0) - beta2
     for i in prange(params.shape[0]):
         g = grad[i]
-        m_i = beta1 * m[i] + (1 - beta1) * g
-        v_i = beta2 * v[i] + (1 - beta2) * g * g
+        m_i = beta1 * m[i] + keep1 * g
+        v_i = beta2 * v[i] + keep2 * g * g
         m[i] = m_i
         v[i] = v_i
         params[i] -= step_size * m_i / (np.sqrt(v_i) / root_correction + eps)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _adam_serial(params, grad, m, v, beta1, beta2, eps, step_size, root_correction):
     _adam(params, grad, m, v, beta1, beta2, eps, step_size, root_correction)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _adam_parallel(params, grad, m, v, beta1, beta2, eps, step_size, root_correction):
     _adam(params, grad, m, v, beta1, beta2, eps, step_size, root_correction)
 
@@ -140,7 +143,7 @@ def _decay_weights(params, table, factor):
                 W[i, j] *= factor
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def optimizer_step(params, grad, state, table, settings, step, n_blocks):
     """One in-place optimizer step; see :func:`fastnn.reference.optimizer_step`.
 

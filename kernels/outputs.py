@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn import codes
-from fastnn.kernels.config import MIN_PARALLEL_ELEMENTS
+from fastnn.kernels.config import COMPILED, MIN_PARALLEL_ELEMENTS
 from fastnn.kernels.elementwise import sigmoid
 
 
@@ -84,12 +84,12 @@ def _output_pass(output, Z, Y, weights, scale, delta, write_delta):
     return loss_total, error_total
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _output_pass_serial(output, Z, Y, weights, scale, delta, write_delta):
     return _output_pass(output, Z, Y, weights, scale, delta, write_delta)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _output_pass_parallel(output, Z, Y, weights, scale, delta, write_delta):
     return _output_pass(output, Z, Y, weights, scale, delta, write_delta)
 
@@ -151,17 +151,17 @@ def _output_activation(output, Z, A):
                 a[j] = z[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def _output_activation_serial(output, Z, A):
     _output_activation(output, Z, A)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**COMPILED, parallel=True)
 def _output_activation_parallel(output, Z, A):
     _output_activation(output, Z, A)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def output_activation(output, Z, A, n_blocks):
     """``A ← o(Z)`` row by row; ``A`` may be ``Z``.  Both (n, d_L)."""
     if n_blocks > 1 and Z.size * 8 >= MIN_PARALLEL_ELEMENTS:
@@ -170,7 +170,7 @@ def output_activation(output, Z, A, n_blocks):
         _output_activation_serial(output, Z, A)
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def output_pass_dispatch(output, Z, Y, weights, scale, delta, write_delta, n_blocks):
     """:func:`output_pass` callable from Python (an inline function is not)."""
     return output_pass(output, Z, Y, weights, scale, delta, write_delta, n_blocks)

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from fastnn.kernels.backward_pass import backward_sgd_step_above_first, bias_sgd_step
+from fastnn.kernels.config import COMPILED
 from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.forward_pass import forward_after_first_product
 from fastnn.kernels.matmul import matmul
@@ -20,7 +21,7 @@ from fastnn.kernels.small_matmul import rank1_update_then_dot
 from fastnn.kernels.views import weight_view, workspace_block
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def per_sample_sgd_epoch(params, grad, table, hidden, output, X, Y, weights, order, lr,
                          weight_decay, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """Plain SGD over ``X[order]`` one row at a time; as :func:`train_epoch_loop`

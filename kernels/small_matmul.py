@@ -19,6 +19,7 @@ a sum.
 
 from numba import njit
 
+from fastnn.kernels.config import COMPILED
 from fastnn.kernels.scalars import cast_like
 
 #: products with at most this many rows of the result use the loops below
@@ -27,7 +28,7 @@ SMALL_ROWS = 8
 SMALL_RANK = 2
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@njit(**COMPILED, fastmath={"reassoc", "contract"})
 def rows_times_transposed(alpha, A, B, beta, C):
     """``C ← alpha · A Bᵀ + beta · C``: ``A`` (m, k), ``B`` (n, k), ``C`` (m, n).
 
@@ -49,7 +50,7 @@ def rows_times_transposed(alpha, A, B, beta, C):
                 C[q, i] = alpha * total + beta * C[q, i]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def rows_times(alpha, A, B, beta, C):
     """``C ← alpha · A B + beta · C``: ``A`` (m, k), ``B`` (k, n), ``C`` (m, n).
 
@@ -72,7 +73,7 @@ def rows_times(alpha, A, B, beta, C):
                 c[j] += factor * b[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**COMPILED)
 def low_rank_update(alpha, A, B, beta, C):
     """``C ← alpha · Aᵀ B + beta · C`` for a small inner size:
     ``A`` (k, m), ``B`` (k, n), ``C`` (m, n), ``k`` at most ``SMALL_RANK``.
@@ -97,7 +98,7 @@ def low_rank_update(alpha, A, B, beta, C):
                 c[j] += factor * b[j]
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@njit(**COMPILED, fastmath={"reassoc", "contract"})
 def rank1_update_then_dot(alpha, d, x, beta, W, x_next, z_next):
     """``W ← beta·W + alpha·dᵀx``, then ``z_next ← x_next·Wᵀ`` with the new ``W``,
     in one pass over ``W``.

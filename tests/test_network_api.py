@@ -161,3 +161,27 @@ def test_score_accuracy_and_r2():
 def test_repr_names_the_network():
     text = repr(Network([4, 3, 2], activation="tanh", backend="numpy"))
     assert "Network([4, 3, 2]" in text and "tanh" in text and "numpy" in text
+
+
+@pytest.mark.parametrize("copy_it", ["pickle", "deepcopy"])
+def test_copies_keep_weights_as_views_of_their_own_params(copy_it):
+    import copy
+    import pickle
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = np.arange(20) % 2
+    net = Network([3, 4, 2], seed=0)
+    net.fit(X, y, epochs=1, momentum=0.9)
+    twin = pickle.loads(pickle.dumps(net)) if copy_it == "pickle" else copy.deepcopy(net)
+    assert np.shares_memory(twin.weights[0], twin.params)
+    assert not np.shares_memory(twin.params, net.params)
+    np.testing.assert_array_equal(twin.params, net.params)
+    twin.fit(X, y, epochs=1, momentum=0.9, warm_start=True)
+    net.fit(X, y, epochs=1, momentum=0.9, warm_start=True)
+    np.testing.assert_array_equal(twin.weights[0], net.weights[0])
+
+
+def test_seed_none_records_the_entropy_it_drew():
+    fresh = Network([5, 4, 3], seed=None)
+    assert isinstance(fresh.seed, int)
+    np.testing.assert_array_equal(Network([5, 4, 3], seed=fresh.seed).params, fresh.params)
+    assert not np.array_equal(Network([5, 4, 3], seed=None).params, fresh.params)
