@@ -45,7 +45,11 @@ def expected_failed_checks(estimator):
     if estimator.dtype != "float32":
         return {}
     failures = {"check_sample_weight_equivalence_on_dense_data":
-                "float32 sums in another order agree to ~1e-7, the check asks rtol=1e-7"}
+                "float32 sums in another order agree to ~1e-7, the check asks rtol=1e-7",
+                # up to 8 rows go through loops, more through BLAS (kernels/small_matmul.py):
+                # the same row predicted alone or in a crowd differs by ~5e-7 in float32
+                "check_methods_subset_invariance":
+                "float32 products of a few rows and of many round differently (~5e-7)"}
     if isinstance(estimator, MLPRegressor):
         failures["check_regressor_multioutput"] = (
             "a float32 network predicts float32; the check demands float64")
