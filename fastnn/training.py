@@ -271,7 +271,10 @@ class _Run:
         return record
 
     def _check_finite(self, record, epoch, snapshot, lr):
-        if math.isfinite(record["loss"]) and np.isfinite(self.net.params).all():
+        # an infinite validation loss counts too: the training loss of the same
+        # epoch can still be finite (if huge) when the parameters have blown up
+        losses = (record["loss"], record.get("val_loss", 0.0))
+        if all(math.isfinite(v) for v in losses) and np.isfinite(self.net.params).all():
             return
         snapshot.restore()
         raise DivergenceError(

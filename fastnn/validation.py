@@ -447,8 +447,8 @@ def check_verbosity(progress, verbose):
         try:
             import tqdm  # noqa: F401
         except ImportError:
-            raise ImportError("progress=True draws a tqdm progress bar; install it with "
-                              'pip install "fastnn[progress]" (or pip install tqdm)') from None
+            raise ImportError("progress=True draws a tqdm progress bar and tqdm is missing "
+                              "(it is a fastnn dependency): pip install tqdm") from None
     if isinstance(verbose, (bool, np.bool_)):
         verbose = int(verbose)
     verbose = check_int("verbose", verbose, minimum=0)

@@ -407,3 +407,16 @@ def test_model_file_is_not_a_checkpoint(tmp_path):
     Network([8, 3]).save(path)
     with pytest.raises(ValueError, match="model file, not a checkpoint"):
         read_checkpoint(path)
+
+
+def test_infinite_validation_loss_is_divergence():
+    """The training loss (7e41) and the parameters (5e32) can still be finite in
+    the epoch where training blows up; the validation loss is then infinite."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    y = X @ [1.0, -2.0, 0.5, 3.0]
+    net = Network([4, 8, 1], output="identity", seed=0)
+    before = net.params.copy()
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="diverged in epoch 0"):
+        net.fit(X[:150], y[:150], epochs=3, lr=3, validation_data=(X[150:], y[150:]))
+    np.testing.assert_array_equal(net.params, before)
