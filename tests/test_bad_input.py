@@ -182,3 +182,14 @@ def test_other_targets_per_output():
     multi = Network([4, 3, 2], output="identity")
     with pytest.raises(ValueError, match=r"y is 1-D but the network has 2 output units; expected shape \(20, 2\)"):
         multi.fit(X, Y.astype(float), epochs=1)
+
+
+def test_huge_finite_inputs_are_not_mistaken_for_overflow():
+    """The finite check sums in float32; an overflowing sum of finite values must
+    fall back to the element-wise check quietly, not reject the data."""
+    import warnings
+    X_huge = np.full((6, 4), 3e38, dtype=np.float32)
+    net = Network([4, 3], output="identity", dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert net.forward(X_huge).shape == (6, 3)
