@@ -21,12 +21,14 @@ import numba
 if not ({"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ)):
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 
+from fastnn import codes as _codes  # noqa: E402
 from fastnn.kernels import cache_guard as _cache_guard  # noqa: E402
 from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels.backward_pass import backward_pass  # noqa: E402
-from fastnn.kernels.epoch_loop import train_epoch_loop  # noqa: E402
+from fastnn.kernels.epoch_loop import adam_epoch, fused_sgd_epoch, sgd_epoch  # noqa: E402
 from fastnn.kernels.forward_pass import forward_pass  # noqa: E402
 from fastnn.kernels.optimizer_step import optimizer_step as _optimizer_step  # noqa: E402
+from fastnn.kernels.per_sample import per_sample_sgd_epoch  # noqa: E402
 
 # before any kernel is called, so nothing stale is loaded
 _cache_guard.guard(forward_pass._cache._cache_path)
@@ -78,7 +80,23 @@ def optimizer_step(params, grad, state, table, settings, step):
 
 def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
                 settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
-    """See :func:`fastnn.reference.train_epoch`."""
-    train_epoch_loop(params, grad, state, table, hidden, output, X, Y, weights, order,
-                     batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
-                     numba.get_num_threads())
+    """See :func:`fastnn.reference.train_epoch`.
+
+    The path is chosen here, in Python, so that a fit compiles only the one it
+    runs: plain SGD steps inside the backward pass (per-sample SGD in its own
+    pipelined loop); SGD with momentum or clipping, and Adam, go through the
+    gradient buffer.
+    """
+    plain_sgd = (settings.code == _codes.SGD and settings.momentum == 0
+                 and settings.clip_norm == 0)
+    if plain_sgd and batch_size == 1:
+        decay = settings.weight_decay
+        per_sample_sgd_epoch(params, grad, table, hidden, output, X, Y, weights, order,
+                             settings.lr, decay, xbuf, ybuf, wbuf, acts, deltas, batch_stats)
+        return
+    if plain_sgd:
+        epoch = fused_sgd_epoch
+    else:
+        epoch = sgd_epoch if settings.code == _codes.SGD else adam_epoch
+    epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
+          settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats, numba.get_num_threads())

@@ -144,6 +144,37 @@ def _decay_weights(params, table, factor):
 
 
 @njit(**COMPILED)
+def sgd_step(params, grad, state, settings, n_blocks):
+    """SGD with momentum/Nesterov (clipping first); see :func:`optimizer_step`."""
+    clip_gradient(grad, settings.clip_norm, n_blocks)
+    if _threaded(n_blocks, params.shape[0]):
+        _sgd_parallel(params, grad, state[0], settings.lr, settings.momentum, settings.nesterov)
+    else:
+        _sgd_serial(params, grad, state[0], settings.lr, settings.momentum, settings.nesterov)
+
+
+@njit(**COMPILED)
+def adam_step(params, grad, state, table, settings, step, n_blocks):
+    """Adam/AdamW (clipping first); see :func:`optimizer_step`."""
+    clip_gradient(grad, settings.clip_norm, n_blocks)
+    step[0] += 1
+    t = step[0]
+    lr = settings.lr
+    if settings.code == codes.ADAMW and settings.weight_decay != 0:
+        _decay_weights(params, table,
+                       cast_like(params, 1 - np.float64(lr) * np.float64(settings.weight_decay)))
+    # bias corrections in float64, rounded once to the dtype (as the reference does)
+    step_size = cast_like(params, np.float64(lr) / (1 - np.float64(settings.beta1) ** t))
+    root_correction = cast_like(params, np.sqrt(1 - np.float64(settings.beta2) ** t))
+    if _threaded(n_blocks, params.shape[0]):
+        _adam_parallel(params, grad, state[0], state[1], settings.beta1, settings.beta2,
+                       settings.eps, step_size, root_correction)
+    else:
+        _adam_serial(params, grad, state[0], state[1], settings.beta1, settings.beta2,
+                     settings.eps, step_size, root_correction)
+
+
+@njit(**COMPILED)
 def optimizer_step(params, grad, state, table, settings, step, n_blocks):
     """One in-place optimizer step; see :func:`fastnn.reference.optimizer_step`.
 
@@ -157,28 +188,7 @@ def optimizer_step(params, grad, state, table, settings, step, n_blocks):
     n_blocks : int
         Threads available (1: serial).
     """
-    clip_gradient(grad, settings.clip_norm, n_blocks)
-    threaded = _threaded(n_blocks, params.shape[0])
     if settings.code == codes.SGD:
-        if threaded:
-            _sgd_parallel(params, grad, state[0], settings.lr, settings.momentum,
-                          settings.nesterov)
-        else:
-            _sgd_serial(params, grad, state[0], settings.lr, settings.momentum,
-                        settings.nesterov)
-        return
-    step[0] += 1
-    t = step[0]
-    lr = settings.lr
-    if settings.code == codes.ADAMW and settings.weight_decay != 0:
-        _decay_weights(params, table,
-                       cast_like(params, 1 - np.float64(lr) * np.float64(settings.weight_decay)))
-    # bias corrections in float64, rounded once to the dtype (as the reference does)
-    step_size = cast_like(params, np.float64(lr) / (1 - np.float64(settings.beta1) ** t))
-    root_correction = cast_like(params, np.sqrt(1 - np.float64(settings.beta2) ** t))
-    if threaded:
-        _adam_parallel(params, grad, state[0], state[1], settings.beta1, settings.beta2,
-                       settings.eps, step_size, root_correction)
+        sgd_step(params, grad, state, settings, n_blocks)
     else:
-        _adam_serial(params, grad, state[0], state[1], settings.beta1, settings.beta2,
-                     settings.eps, step_size, root_correction)
+        adam_step(params, grad, state, table, settings, step, n_blocks)

@@ -24,8 +24,9 @@ from fastnn.kernels.views import weight_view, workspace_block
 @njit(**COMPILED)
 def per_sample_sgd_epoch(params, grad, table, hidden, output, X, Y, weights, order, lr,
                          weight_decay, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
-    """Plain SGD over ``X[order]`` one row at a time; as :func:`train_epoch_loop`
-    with ``batch_size == 1``.  ``xbuf``/``ybuf``/``wbuf`` hold one row."""
+    """Plain SGD over ``X[order]`` one row at a time; as
+    :func:`fastnn.kernels.epoch_loop.fused_sgd_epoch` with ``batch_size == 1``.
+    ``xbuf``/``ybuf``/``wbuf`` hold one row."""
     m = order.shape[0]
     L = table.shape[0]
     W0 = weight_view(params, table, 0)
