@@ -52,6 +52,7 @@ from fastnn.validation import (
     as_features,
     as_sample_weight,
     as_targets,
+    check_feature_shape,
     check_int,
     check_real,
     class_weight_factors,
@@ -450,17 +451,6 @@ def _balanced_class_weight(network, y, block_rows):
     return {int(c): n / (int(present.sum()) * int(counts[c])) for c in np.flatnonzero(present)}
 
 
-def _check_features(name, X, n_features):
-    if len(X.shape) != 2:
-        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}); got shape "
-                         f"{tuple(X.shape)}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 rows); expected at least one sample")
-    if X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features per row but the network expects "
-                         f"{n_features} (sizes[0])")
-
-
 def _check_targets(y, network):
     if len(y.shape) not in (1, 2):
         raise ValueError(f"y must be 1-D or 2-D; got shape {tuple(y.shape)}")
@@ -502,7 +492,7 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
     if block_rows is not None:
         block_rows = check_int("block_rows", block_rows, minimum=1)
     X = _as_rows("X", X)
-    _check_features("X", X, network.sizes[0])
+    check_feature_shape("X", X.shape, network.sizes[0])
     n = X.shape[0]
     y = _as_rows("y", y, n)
     _check_targets(y, network)
@@ -546,7 +536,7 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
         X_val, y_val = validation_data
         if is_out_of_core(X_val):
             X_val = _as_rows("X_val", X_val)
-            _check_features("X_val", X_val, network.sizes[0])
+            check_feature_shape("X_val", X_val.shape, network.sizes[0])
             y_val = _as_rows("y_val", y_val, X_val.shape[0])
             validation = (X_val, y_val)
         else:

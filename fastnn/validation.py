@@ -184,6 +184,24 @@ def _convert(array, dtype):
     return np.require(array, dtype=dtype, requirements=["C", "W", "A"])
 
 
+def check_feature_shape(name, shape, n_features):
+    """Inputs are (rows, ``n_features``) with at least one row.
+
+    Only the shape is read, so out-of-core arrays are checked the same way
+    before any of their rows is.
+    """
+    shape = tuple(shape)
+    if len(shape) != 2:
+        hint = " (for one sample use X.reshape(1, -1))" if len(shape) == 1 else ""
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}); got "
+                         f"{len(shape)}-D array of shape {shape}{hint}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 rows); expected at least one sample")
+    if shape[1] != n_features:
+        raise ValueError(f"{name} has {shape[1]} features per row but the network "
+                         f"expects {n_features} (sizes[0])")
+
+
 def as_features(X, n_features, dtype, name="X"):
     """Checked, converted inputs.
 
@@ -198,15 +216,7 @@ def as_features(X, n_features, dtype, name="X"):
     ndarray of ``dtype``, shape (n, n_features), C-contiguous and writable
     """
     array = _as_numeric_array(name, X)
-    if array.ndim != 2:
-        hint = " (for one sample use X.reshape(1, -1))" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D with shape (n_samples, {n_features}); got "
-                         f"{array.ndim}-D array of shape {array.shape}{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 rows); expected at least one sample")
-    if array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features per row but the network "
-                         f"expects {n_features} (sizes[0])")
+    check_feature_shape(name, array.shape, n_features)
     _check_finite(name, array)
     return _convert(array, dtype)
 

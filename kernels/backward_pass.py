@@ -25,6 +25,18 @@ def _layer_gradient(params, table, layer, D, A_prev, weight_decay, grad, n_block
     column_sums(D, bias_view(grad, table, layer), n_blocks)
 
 
+@njit(inline="always")
+def _delta_below(params, table, hidden, acts, deltas, layer, n, n_blocks):
+    # δ_{l-1} = (δ_l W_l) ⊙ g'(A_{l-1}); computed before anything changes W_l.
+    # Returns the layer's delta and input, which its gradient or step needs.
+    A_prev = workspace_block(acts, table, layer - 1, n)
+    D = workspace_block(deltas, table, layer, n)
+    D_prev = workspace_block(deltas, table, layer - 1, n)
+    matmul(False, False, 1.0, D, weight_view(params, table, layer), 0.0, D_prev, n_blocks)
+    multiply_derivative(D_prev, A_prev, hidden[layer - 1], n_blocks)
+    return D, A_prev
+
+
 @njit(**COMPILED)
 def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_blocks):
     """Gradient of the loss over the rows of ``X``; ``δ_L`` must be in ``deltas``.
@@ -35,12 +47,7 @@ def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_
     n = X.shape[0]
     L = table.shape[0]
     for l in range(L - 1, 0, -1):
-        A_prev = workspace_block(acts, table, l - 1, n)
-        D = workspace_block(deltas, table, l, n)
-        # δ_{l-1} needs W_l; it is computed before anything could change W_l
-        D_prev = workspace_block(deltas, table, l - 1, n)
-        matmul(False, False, 1.0, D, weight_view(params, table, l), 0.0, D_prev, n_blocks)
-        multiply_derivative(D_prev, A_prev, hidden[l - 1], n_blocks)
+        D, A_prev = _delta_below(params, table, hidden, acts, deltas, l, n, n_blocks)
         _layer_gradient(params, table, l, D, A_prev, weight_decay, grad, n_blocks)
     # the first layer reads X (its own array type), outside the loop
     _layer_gradient(params, table, 0, workspace_block(deltas, table, 0, n), X,
@@ -74,11 +81,7 @@ def backward_sgd_step_above_first(params, table, hidden, acts, deltas, lr, weigh
     """
     L = table.shape[0]
     for l in range(L - 1, 0, -1):
-        A_prev = workspace_block(acts, table, l - 1, n)
-        D = workspace_block(deltas, table, l, n)
-        D_prev = workspace_block(deltas, table, l - 1, n)
-        matmul(False, False, 1.0, D, weight_view(params, table, l), 0.0, D_prev, n_blocks)
-        multiply_derivative(D_prev, A_prev, hidden[l - 1], n_blocks)
+        D, A_prev = _delta_below(params, table, hidden, acts, deltas, l, n, n_blocks)
         _layer_sgd_step(params, table, l, D, A_prev, lr, weight_decay, grad, n_blocks)
 
 

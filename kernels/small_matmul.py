@@ -50,27 +50,32 @@ def rows_times_transposed(alpha, A, B, beta, C):
                 C[q, i] = alpha * total + beta * C[q, i]
 
 
+@njit(inline="always")
+def _scale_and_add_rows(c, beta, alpha, factors, B):
+    # c ← beta·c + alpha·Σ_p factors[p]·B[p]: one row of the result, vectorised
+    # along its length, read and written once
+    n = c.shape[0]
+    if beta == 0:
+        for j in range(n):
+            c[j] = 0
+    elif beta != 1:
+        for j in range(n):
+            c[j] *= beta
+    for p in range(factors.shape[0]):
+        factor = alpha * factors[p]
+        b = B[p]
+        for j in range(n):
+            c[j] += factor * b[j]
+
+
 @njit(**COMPILED)
 def rows_times(alpha, A, B, beta, C):
     """``C ← alpha · A B + beta · C``: ``A`` (m, k), ``B`` (k, n), ``C`` (m, n).
 
     Row by row as a sum of scaled rows of ``B`` (vectorised along ``n``).
     """
-    m, n = C.shape
-    k = A.shape[1]
-    for q in range(m):
-        c = C[q]
-        if beta == 0:
-            for j in range(n):
-                c[j] = 0
-        elif beta != 1:
-            for j in range(n):
-                c[j] *= beta
-        for p in range(k):
-            factor = alpha * A[q, p]
-            b = B[p]
-            for j in range(n):
-                c[j] += factor * b[j]
+    for q in range(C.shape[0]):
+        _scale_and_add_rows(C[q], beta, alpha, A[q], B)
 
 
 @njit(**COMPILED)
@@ -81,21 +86,8 @@ def low_rank_update(alpha, A, B, beta, C):
     One pass over ``C`` (the weights): each row is scaled and gets its ``k``
     scaled rows of ``B`` while it is in L1.
     """
-    m, n = C.shape
-    k = A.shape[0]
-    for i in range(m):
-        c = C[i]
-        if beta == 0:
-            for j in range(n):
-                c[j] = 0
-        elif beta != 1:
-            for j in range(n):
-                c[j] *= beta
-        for p in range(k):
-            factor = alpha * A[p, i]
-            b = B[p]
-            for j in range(n):
-                c[j] += factor * b[j]
+    for i in range(C.shape[0]):
+        _scale_and_add_rows(C[i], beta, alpha, A[:, i], B)
 
 
 @njit(**COMPILED, fastmath={"reassoc", "contract"})
