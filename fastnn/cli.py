@@ -295,7 +295,10 @@ def main(argv=None):
         return args.handler(args) or 0
     except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         # fastnn checks its input before touching anything and says what was
-        # wrong; a traceback would only bury that message.
+        # wrong; a traceback would only bury that message.  FASTNN_DEBUG=1
+        # shows it anyway, for the rare TypeError that is fastnn's own bug.
+        if os.environ.get("FASTNN_DEBUG"):
+            raise
         _error(command, error)
         return 2
     except RuntimeError as error:  # a failed download: not the user's input

@@ -463,3 +463,10 @@ def test_console_script_bad_argument():
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown activation 'swish'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fastnn_debug_shows_the_traceback(monkeypatch):
+    from fastnn.cli import main
+    monkeypatch.setenv("FASTNN_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        main(["train", "--data", "no-such-dataset-anywhere", "--quiet", "--no-progress"])
