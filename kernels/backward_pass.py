@@ -22,7 +22,7 @@ def _layer_gradient(params, table, layer, D, A_prev, weight_decay, grad, n_block
         matmul(True, False, 1.0, D, A_prev, 1.0, grad_W, n_blocks)
     else:
         matmul(True, False, 1.0, D, A_prev, 0.0, grad_W, n_blocks)
-    column_sums(D, bias_view(grad, table, layer), n_blocks)
+    column_sums(D, bias_view(grad, table, layer))
 
 
 @njit(inline="always")
@@ -58,7 +58,7 @@ def backward_pass(params, table, hidden, X, acts, deltas, weight_decay, grad, n_
 def bias_sgd_step(params, table, layer, D, lr, grad, n_blocks):
     """``b ← b - lr Σ_rows δ``, the sums made in ``grad``'s bias slot (a fixed order)."""
     bias_grad = bias_view(grad, table, layer)
-    column_sums(D, bias_grad, n_blocks)
+    column_sums(D, bias_grad)
     bias = bias_view(params, table, layer)
     for j in range(bias.shape[0]):
         bias[j] -= lr * bias_grad[j]

@@ -3,7 +3,7 @@
 from numba import njit, prange
 
 from fastnn.kernels.blas import gemm
-from fastnn.kernels.config import COMPILED, MIN_PARALLEL_MULTIPLY_ADDS
+from fastnn.kernels.config import COMPILED, MIN_PARALLEL_INNER, MIN_PARALLEL_MULTIPLY_ADDS
 from fastnn.kernels.scalars import cast_like
 from fastnn.kernels.small_matmul import (
     SMALL_RANK,
@@ -43,7 +43,8 @@ def matmul(transa, transb, alpha, A, B, beta, C, n_blocks):
 
     Each slab is a single-threaded BLAS call on its own thread (DESIGN rule 1:
     Numba owns the threads, so the caller caps BLAS at one).  Small products,
-    or ``n_blocks == 1``, are one BLAS call on the calling thread; products
+    products with a short inner size, or ``n_blocks == 1``, are one BLAS call
+    on the calling thread (thresholds in :mod:`fastnn.kernels.config`); products
     with a handful of rows, and rank-1/2 weight updates, skip BLAS (see
     :mod:`fastnn.kernels.small_matmul`).
 
@@ -67,7 +68,8 @@ def matmul(transa, transb, alpha, A, B, beta, C, n_blocks):
             rows_times_transposed(alpha, A, B, beta, C)
         else:
             rows_times(alpha, A, B, beta, C)
-    elif n_blocks > 1 and m * n * k >= MIN_PARALLEL_MULTIPLY_ADDS and max(m, n) >= n_blocks:
+    elif (n_blocks > 1 and m * n * k >= MIN_PARALLEL_MULTIPLY_ADDS and k >= MIN_PARALLEL_INNER
+          and max(m, n) >= n_blocks):
         # bool() drops the literal type: one compiled split serves every flag pair
         _gemm_split(bool(transa), bool(transb), alpha, A, B, beta, C, n_blocks)
     else:

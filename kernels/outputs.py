@@ -29,15 +29,23 @@ def _softmax_row(z, y, scale, delta, write_delta):
             y_max = y[j]
             y_arg = j
     total = 0.0
-    for j in range(k):
-        total += np.exp(z[j] - z_max)
+    if write_delta:
+        # each exp once (they were most of the pass): parked in delta until
+        # the total is known
+        for j in range(k):
+            e = np.exp(z[j] - z_max)
+            delta[j] = e
+            total += e
+    else:
+        for j in range(k):
+            total += np.exp(z[j] - z_max)
     log_sum_exp = z_max + np.log(total)
     loss = 0.0
     for j in range(k):
         loss += y[j] * (log_sum_exp - z[j])
     if write_delta:
         for j in range(k):
-            delta[j] = (np.exp(z[j] - z_max) / total - y[j]) * scale
+            delta[j] = (delta[j] / total - y[j]) * scale
     return loss, 1.0 if z_arg != y_arg else 0.0
 
 
@@ -108,7 +116,8 @@ def output_pass(output, Z, Y, weights, scale, delta, write_delta, n_blocks):
         Row weights ``w_i``.
     scale : float
     delta : ndarray, shape (n, d_L)
-        Written ``(o(Z) - Y) · w · scale`` when ``write_delta``.
+        Written ``(o(Z) - Y) · w · scale`` when ``write_delta``; must not
+        overlap ``Z`` then (softmax parks its exponentials there).
     write_delta : bool
     n_blocks : int
         Threads available (1: serial).

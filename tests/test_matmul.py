@@ -1,10 +1,12 @@
 """The matrix product the kernels use, against NumPy, on every path it can take:
-small-row loops, low-rank updates, one BLAS call, BLAS split among threads."""
+small-row loops, low-rank updates, one BLAS call (small, or a large product
+with a short inner size), BLAS split among threads."""
 
 import numpy as np
 import pytest
 from numba import njit
 
+from fastnn.kernels.config import MIN_PARALLEL_INNER
 from fastnn.kernels.matmul import matmul
 from fastnn.kernels.small_matmul import SMALL_RANK, SMALL_ROWS
 from fastnn.threads import thread_scope
@@ -19,7 +21,8 @@ def _matmul(transa, transb, alpha, A, B, beta, C, n_blocks):
 @pytest.mark.parametrize("transa,transb", [(False, True), (False, False), (True, False)],
                          ids=["A.Bt", "A.B", "At.B"])
 @pytest.mark.parametrize("m,k", [(1, 300), (SMALL_ROWS, 40), (SMALL_ROWS + 1, 40), (150, 1),
-                                 (150, SMALL_RANK), (150, SMALL_RANK + 1), (120, 90)])
+                                 (150, SMALL_RANK), (150, SMALL_RANK + 1), (120, 90),
+                                 (400, MIN_PARALLEL_INNER - 1)])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.3, 1.0), (0.5, 0.9)],
                          ids=["plain", "accumulate", "scaled"])
 @pytest.mark.parametrize("n_threads", [1, 2])
