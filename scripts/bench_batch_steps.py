@@ -82,9 +82,9 @@ def _best_microseconds(step, args, repeat, n_blocks):
     return best * 1e6
 
 
-def _steps(sizes, batch, dtype, rng):
+def _steps(sizes, batch, dtype, rows, rng):
     d0, d1, d2 = sizes
-    X = rng.random((60_000, d0), dtype=np.float32).astype(dtype, copy=False)
+    X = rng.random((rows, d0), dtype=np.float32).astype(dtype, copy=False)
     order = rng.permutation(X.shape[0])
     xb = np.empty((batch, d0), dtype)
     W1 = (rng.standard_normal((d1, d0)) * 0.05).astype(dtype)
@@ -118,11 +118,11 @@ def _steps(sizes, batch, dtype, rng):
     ]
 
 
-def _epoch_per_batch(sizes, batch, dtype, n_threads, rng):
-    X = rng.random((60_000, sizes[0]), dtype=np.float32).astype(dtype, copy=False)
+def _epoch_per_batch(sizes, batch, dtype, n_threads, rows, rng):
+    X = rng.random((rows, sizes[0]), dtype=np.float32).astype(dtype, copy=False)
     y = rng.integers(0, sizes[-1], X.shape[0])
     net = Network(list(sizes), dtype=dtype, seed=0, n_threads=n_threads)
-    net.fit(X[:1000], y[:1000], epochs=1, batch_size=batch, lr=0.1)
+    net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch, lr=0.1)
     epoch = np.median(net.fit(X, y, epochs=3, batch_size=batch, lr=0.1)["time"])
     return epoch / -(-X.shape[0] // batch) * 1e6
 
@@ -133,21 +133,26 @@ def main(argv=None):
                         help="layer sizes of a one-hidden-layer network (default 784,200,10)")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--rows", type=int, default=60_000,
+                        help="rows of the synthetic data (default 60,000, MNIST's)")
     parser.add_argument("--repeat", type=int, default=600,
                         help="calls per timed loop (default 600, one epoch's batches)")
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
+    if args.rows < 2 * args.batch:
+        parser.error("--rows must be at least twice --batch")
     if len(sizes) != 3:
         parser.error("--sizes takes three sizes: inputs, hidden units, outputs")
     rng = np.random.default_rng(0)
-    steps = _steps(sizes, args.batch, np.dtype(args.dtype), rng)
+    steps = _steps(sizes, args.batch, np.dtype(args.dtype), args.rows, rng)
     counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
     times = {}
     for n_threads in counts:
         with thread_scope(n_threads, "numba"):
             times[n_threads] = [_best_microseconds(step, step_args, args.repeat, n_threads)
                                 for _, _, step, step_args in steps]
-    epochs = {n: _epoch_per_batch(sizes, args.batch, args.dtype, n, rng) for n in counts}
+    epochs = {n: _epoch_per_batch(sizes, args.batch, args.dtype, n, args.rows, rng)
+              for n in counts}
 
     header = "| step | shape | " + " | ".join(f"{n} thread{'s' * (n > 1)} (µs)"
                                                 for n in counts) + " |"
