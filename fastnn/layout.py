@@ -8,9 +8,10 @@ loop over one buffer, saving is one array and an all-reduce is one call.  Layer
 The same table also places each layer's block in the activation and delta
 workspaces, which hold ``capacity`` rows per layer.
 
-The view functions are plain Python written in the subset Numba compiles:
-:mod:`fastnn.kernels` compiles these very functions, so the kernels and the
-reference read the buffers through one definition.
+The span functions (where a block starts, and its shape) are plain Python
+written in the subset Numba compiles: :mod:`fastnn.kernels` compiles these
+very functions, so the kernels and the reference read the buffers through one
+definition.
 """
 
 import numpy as np
@@ -56,18 +57,26 @@ def n_units(table):
     return table[-1, UNIT_OFFSET] + table[-1, FAN_OUT]
 
 
+def weight_span(table, layer):
+    """``(start, rows, cols)`` of ``W`` of ``layer`` (0-based) in a flat parameter buffer."""
+    return table[layer, W_OFFSET], table[layer, FAN_OUT], table[layer, FAN_IN]
+
+
+def bias_span(table, layer):
+    """``(start, length)`` of ``b`` of ``layer`` (0-based) in a flat parameter buffer."""
+    return table[layer, B_OFFSET], table[layer, FAN_OUT]
+
+
 def weight_view(flat, table, layer):
     """``W`` of ``layer`` (0-based) as a (d_out, d_in) view into ``flat``."""
-    fan_in = table[layer, FAN_IN]
-    fan_out = table[layer, FAN_OUT]
-    start = table[layer, W_OFFSET]
-    return flat[start:start + fan_in * fan_out].reshape(fan_out, fan_in)
+    start, rows, cols = weight_span(table, layer)
+    return flat[start:start + rows * cols].reshape(rows, cols)
 
 
 def bias_view(flat, table, layer):
     """``b`` of ``layer`` (0-based) as a (d_out,) view into ``flat``."""
-    start = table[layer, B_OFFSET]
-    return flat[start:start + table[layer, FAN_OUT]]
+    start, length = bias_span(table, layer)
+    return flat[start:start + length]
 
 
 def parameter_views(flat, table):
@@ -89,6 +98,13 @@ def parameter_views(flat, table):
             [bias_view(flat, table, l) for l in layers])
 
 
+def workspace_span(size, table, layer, n_rows):
+    """``(start, rows, cols)`` of ``layer``'s block in a workspace of ``size`` elements."""
+    # n_units(table) spelled out: Numba compiles this function and cannot call plain Python
+    capacity = size // (table[-1, UNIT_OFFSET] + table[-1, FAN_OUT])
+    return capacity * table[layer, UNIT_OFFSET], n_rows, table[layer, FAN_OUT]
+
+
 def workspace_block(buffer, table, layer, n_rows):
     """View of ``layer``'s rows inside a flat activation or delta workspace.
 
@@ -106,8 +122,5 @@ def workspace_block(buffer, table, layer, n_rows):
     ndarray, shape (n_rows, d_{layer+1})
         C-contiguous view.
     """
-    # n_units(table) spelled out: Numba compiles this function and cannot call plain Python
-    capacity = buffer.shape[0] // (table[-1, UNIT_OFFSET] + table[-1, FAN_OUT])
-    start = capacity * table[layer, UNIT_OFFSET]
-    width = table[layer, FAN_OUT]
-    return buffer[start:start + n_rows * width].reshape(n_rows, width)
+    start, rows, cols = workspace_span(buffer.shape[0], table, layer, n_rows)
+    return buffer[start:start + rows * cols].reshape(rows, cols)

@@ -1,19 +1,21 @@
-"""Fused element-wise loops: bias + activation, the activation derivative,
-column sums, scaled copies and row gathers.
+"""Element-wise loops over a block of a matrix: bias + activation, the activation
+derivative, a scaled copy; and the row gathers and column sums of a batch.
 
-Each loop is written once, as an ``inline="always"`` body, and compiled twice
-(DESIGN rule 3: each variant its own ``def``, so cached code cannot mix them
-up): serially and with ``parallel=True``, where its ``prange`` spreads rows over
-Numba's threads.  The public function of each pair picks the variant by the
-size of the work.  Rows are independent and column sums are serial, so results
-do not depend on the thread count.
+Every function here is an ``inline="always"`` body: it is compiled into the
+kernel that calls it, never as a function of its own.  The block loops take
+the whole matrix and the block's bounds, ``rows r0:r1`` and ``columns c0:c1``,
+so that each row is a contiguous 1-D array to the compiler (it vectorises
+those loops; it did not vectorise the same loops over a 2-D slice).  They run
+on whatever thread holds the block: :mod:`fastnn.kernels.matmul` calls them on
+each thread's slab of a product right after that slab is computed, so the
+element-wise work is shared among the threads without a parallel loop of its
+own.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from fastnn import codes
-from fastnn.kernels.config import COMPILED, MIN_PARALLEL_ELEMENTS
 from fastnn.kernels.scalars import cast_like
 
 
@@ -27,104 +29,76 @@ def sigmoid(z):
 
 
 @njit(inline="always")
-def _threaded(n_blocks, n_elements):
-    return n_blocks > 1 and n_elements >= MIN_PARALLEL_ELEMENTS
+def bias_activate(Z, b, code, r0, r1, c0, c1):
+    """``Z ← g(Z + b)`` on the block, for activation ``code``; ``Z`` (n, d), ``b`` (d,).
 
-
-# ------------------------------------------------------------ bias + activation
-
-@njit(inline="always")
-def _add_bias_activate(Z, b, code):
-    n, d = Z.shape
-    for i in prange(n):
+    Leaky ReLU and the identity share a loop (``v`` when positive, else
+    ``slope · v``; a slope of 1 gives ``v`` exactly): each loop is compile time.
+    """
+    # in the dtype, as the reference's NumPy arithmetic
+    slope = cast_like(Z, codes.LEAKY_SLOPE if code == codes.LEAKY_RELU else 1.0)
+    for i in range(r0, r1):
         row = Z[i]
         if code == codes.RELU:
-            for j in range(d):
+            for j in range(c0, c1):
                 v = row[j] + b[j]
                 row[j] = v if v > 0 else 0
         elif code == codes.SIGMOID:
-            for j in range(d):
+            for j in range(c0, c1):
                 row[j] = sigmoid(row[j] + b[j])
         elif code == codes.TANH:
-            for j in range(d):
+            for j in range(c0, c1):
                 row[j] = np.tanh(row[j] + b[j])
-        elif code == codes.LEAKY_RELU:
-            for j in range(d):
-                v = row[j] + b[j]
-                row[j] = v if v > 0 else codes.LEAKY_SLOPE * v
         else:
-            for j in range(d):
-                row[j] += b[j]
-
-
-@njit(**COMPILED)
-def _add_bias_activate_serial(Z, b, code):
-    _add_bias_activate(Z, b, code)
-
-
-@njit(**COMPILED, parallel=True)
-def _add_bias_activate_parallel(Z, b, code):
-    _add_bias_activate(Z, b, code)
+            for j in range(c0, c1):
+                v = row[j] + b[j]
+                row[j] = v if v > 0 else slope * v
 
 
 @njit(inline="always")
-def add_bias_activate(Z, b, code, n_blocks):
-    """``Z ← g(Z + b)`` for activation ``code``; ``Z`` (n, d), ``b`` (d,)."""
-    if _threaded(n_blocks, Z.size):
-        _add_bias_activate_parallel(Z, b, code)
-    else:
-        _add_bias_activate_serial(Z, b, code)
+def multiply_derivative(D, A, code, one, r0, r1, c0, c1):
+    """``D ← D ⊙ g'(Z)`` on the block, the derivative taken from the stored
+    ``A = g(Z)``; ``D`` and ``A`` (n, d); ``one`` is 1 in their dtype (a literal
+    1 would make float32 arithmetic float64).
 
-
-# ------------------------------------------------------------ derivative
-
-@njit(inline="always")
-def _multiply_derivative(D, A, code):
-    n, d = D.shape
-    one = cast_like(D, 1.0)  # a literal 1 would make float32 arithmetic float64
-    for i in prange(n):
-        drow = D[i]
-        arow = A[i]
-        # selects, not conditional stores: LLVM vectorises a select (the
-        # branch form ran at a fifth of the speed)
-        if code == codes.RELU:
-            for j in range(d):
-                drow[j] = drow[j] if arow[j] > 0 else 0
-        elif code == codes.SIGMOID:
-            for j in range(d):
-                drow[j] *= arow[j] * (one - arow[j])
-        elif code == codes.TANH:
-            for j in range(d):
-                drow[j] *= one - arow[j] * arow[j]
-        elif code == codes.LEAKY_RELU:
-            for j in range(d):
-                drow[j] = drow[j] if arow[j] > 0 else drow[j] * codes.LEAKY_SLOPE
-
-
-@njit(**COMPILED)
-def _multiply_derivative_serial(D, A, code):
-    _multiply_derivative(D, A, code)
-
-
-@njit(**COMPILED, parallel=True)
-def _multiply_derivative_parallel(D, A, code):
-    _multiply_derivative(D, A, code)
-
-
-@njit(inline="always")
-def multiply_derivative(D, A, code, n_blocks):
-    """``D ← D ⊙ g'(Z)``, the derivative taken from the stored ``A = g(Z)``; both (n, d)."""
+    Two loops serve the four activations: ReLU and leaky ReLU scale ``D`` by
+    1 where ``A > 0``, else by their slope (0 or 0.01: ``D · 0``, as the
+    reference's product with ``A > 0``); sigmoid's ``A(1 - A)`` and tanh's
+    ``1 - A²`` are both ``p + A(q - A)``, with the same rounding.
+    """
     if code == codes.IDENTITY:
         return
-    if _threaded(n_blocks, D.size):
-        _multiply_derivative_parallel(D, A, code)
+    zero = one - one
+    if code == codes.RELU or code == codes.LEAKY_RELU:
+        slope = cast_like(D, 0.0 if code == codes.RELU else codes.LEAKY_SLOPE)
+        for i in range(r0, r1):
+            drow = D[i]
+            arow = A[i]
+            # a select, not a conditional store: LLVM vectorises a select
+            # (the branch form ran at a fifth of the speed)
+            for j in range(c0, c1):
+                drow[j] = drow[j] if arow[j] > 0 else drow[j] * slope
     else:
-        _multiply_derivative_serial(D, A, code)
+        p = zero if code == codes.SIGMOID else one
+        q = one if code == codes.SIGMOID else zero
+        for i in range(r0, r1):
+            drow = D[i]
+            arow = A[i]
+            for j in range(c0, c1):
+                drow[j] *= p + arow[j] * (q - arow[j])
 
 
-# ------------------------------------------------------------ column sums
+@njit(inline="always")
+def scaled_copy(src, scale, dst, r0, r1, c0, c1):
+    """``dst ← scale · src`` on the block of two same-shaped (n, d) arrays."""
+    for i in range(r0, r1):
+        s = src[i]
+        d = dst[i]
+        for j in range(c0, c1):
+            d[j] = scale * s[j]
 
-@njit(**COMPILED)
+
+@njit(inline="always")
 def column_sums(D, out):
     """``out[j] ← Σ_i D[i, j]``, the rows added in order; ``D`` (n, d), ``out`` (d,).
 
@@ -142,72 +116,25 @@ def column_sums(D, out):
             out[j] += row[j]
 
 
-# ------------------------------------------------------------ scaled copy
-
 @njit(inline="always")
-def _scaled_copy(src, scale, dst):
-    n, d = src.shape
-    for i in prange(n):
-        for j in range(d):
-            dst[i, j] = scale * src[i, j]
+def gather_rows(src, order, start, dst):
+    """``dst[i] ← src[order[start + i]]`` for every row ``i`` of ``dst``.
 
-
-@njit(**COMPILED)
-def _scaled_copy_serial(src, scale, dst):
-    _scaled_copy(src, scale, dst)
-
-
-@njit(**COMPILED, parallel=True)
-def _scaled_copy_parallel(src, scale, dst):
-    _scaled_copy(src, scale, dst)
-
-
-@njit(inline="always")
-def scaled_copy(src, scale, dst, n_blocks):
-    """``dst ← scale · src`` over same-shaped (n, d) arrays."""
-    if _threaded(n_blocks, src.size):
-        _scaled_copy_parallel(src, scale, dst)
-    else:
-        _scaled_copy_serial(src, scale, dst)
-
-
-# ------------------------------------------------------------ gather
-
-@njit(inline="always")
-def _gather_rows(src, order, start, dst):
+    Serial: a batch's rows are copied at memory speed (100 rows of 784 float32
+    in 32 µs on one thread, 24 µs on two: not worth a parallel loop's compile
+    time, 1.4 % of a batch-100 step).
+    """
     n, d = dst.shape
-    for i in prange(n):
+    for i in range(n):
         row = src[order[start + i]]
         out = dst[i]
         for j in range(d):
             out[j] = row[j]
 
 
-@njit(**COMPILED)
-def _gather_rows_serial(src, order, start, dst):
-    _gather_rows(src, order, start, dst)
-
-
-@njit(**COMPILED, parallel=True)
-def _gather_rows_parallel(src, order, start, dst):
-    _gather_rows(src, order, start, dst)
-
-
-@njit(inline="always")
-def gather_rows(src, order, start, dst, n_blocks):
-    """``dst[i] ← src[order[start + i]]`` for every row ``i`` of ``dst``."""
-    if _threaded(n_blocks, dst.size):
-        _gather_rows_parallel(src, order, start, dst)
-    else:
-        _gather_rows_serial(src, order, start, dst)
-
-
 @njit(inline="always")
 def gather_values(src, order, start, dst):
-    """``dst[i] ← src[order[start + i]]`` for a 1-D ``dst``; returns ``Σ dst`` (float64).
-
-    Serial: one value per row is too little work to share.
-    """
+    """``dst[i] ← src[order[start + i]]`` for a 1-D ``dst``; returns ``Σ dst`` (float64)."""
     total = 0.0
     for i in range(dst.shape[0]):
         dst[i] = src[order[start + i]]

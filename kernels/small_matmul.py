@@ -13,8 +13,10 @@ stream the weights once instead.  Measured (one core, float32, W 200 x 784):
 so :func:`fastnn.kernels.matmul.matmul` sends products with at most
 ``SMALL_ROWS`` rows, and weight updates of rank at most ``SMALL_RANK``, here.
 The dot products are the only place with ``fastmath`` (``reassoc`` and
-``contract`` only, DESIGN rule 6): without reassociation LLVM cannot vectorise
-a sum.
+``contract`` only, docs/design.md rule 6): without reassociation LLVM cannot
+vectorise a sum.  An inlined body is compiled with its caller's flags, so the
+per-sample pipeline's is a function of its own and the forward step's caller
+has the flags.
 """
 
 from numba import njit
@@ -28,12 +30,14 @@ SMALL_ROWS = 8
 SMALL_RANK = 2
 
 
-@njit(**COMPILED, fastmath={"reassoc", "contract"})
+@njit(inline="always")
 def rows_times_transposed(alpha, A, B, beta, C):
     """``C ← alpha · A Bᵀ + beta · C``: ``A`` (m, k), ``B`` (n, k), ``C`` (m, n).
 
     One pass over the rows of ``B`` (the weights); each row meets every row of
-    ``A`` while it is in L1.
+    ``A`` while it is in L1.  Inlined: its one caller,
+    :func:`fastnn.kernels.layer_steps.forward_step`, is compiled with
+    ``reassoc`` and ``contract`` for it.
     """
     m, n = C.shape
     k = A.shape[1]
@@ -55,12 +59,10 @@ def _scale_and_add_rows(c, beta, alpha, factors, B):
     # c ← beta·c + alpha·Σ_p factors[p]·B[p]: one row of the result, vectorised
     # along its length, read and written once
     n = c.shape[0]
-    if beta == 0:
+    if beta != 1:
+        # with beta == 0 the old c is not read (it may hold NaN)
         for j in range(n):
-            c[j] = 0
-    elif beta != 1:
-        for j in range(n):
-            c[j] *= beta
+            c[j] = beta * c[j] if beta != 0 else 0
     for p in range(factors.shape[0]):
         factor = alpha * factors[p]
         b = B[p]
@@ -68,7 +70,7 @@ def _scale_and_add_rows(c, beta, alpha, factors, B):
             c[j] += factor * b[j]
 
 
-@njit(**COMPILED)
+@njit(inline="always")
 def rows_times(alpha, A, B, beta, C):
     """``C ← alpha · A B + beta · C``: ``A`` (m, k), ``B`` (k, n), ``C`` (m, n).
 
@@ -78,7 +80,7 @@ def rows_times(alpha, A, B, beta, C):
         _scale_and_add_rows(C[q], beta, alpha, A[q], B)
 
 
-@njit(**COMPILED)
+@njit(inline="always")
 def low_rank_update(alpha, A, B, beta, C):
     """``C ← alpha · Aᵀ B + beta · C`` for a small inner size:
     ``A`` (k, m), ``B`` (k, n), ``C`` (m, n), ``k`` at most ``SMALL_RANK``.

@@ -1,13 +1,43 @@
-"""The buffer layout of :mod:`fastnn.layout`, compiled for use inside kernels.
+"""The buffer layout of :mod:`fastnn.layout`, as views inside compiled code.
 
-These are the very functions the reference uses, compiled by Numba, so the
-two backends cannot disagree about where a layer lives.
+The offsets are the very functions the reference uses, compiled by Numba, so
+the two backends cannot disagree about where a layer lives; the views are
+built by :mod:`fastnn.kernels.arrays` (cheaper to compile than slicing).
 """
 
 from numba import njit
 
 from fastnn import layout
+from fastnn.kernels.arrays import matrix, vector
 
-weight_view = njit(inline="always")(layout.weight_view)
-bias_view = njit(inline="always")(layout.bias_view)
-workspace_block = njit(inline="always")(layout.workspace_block)
+_weight_span = njit(inline="always")(layout.weight_span)
+_bias_span = njit(inline="always")(layout.bias_span)
+_workspace_span = njit(inline="always")(layout.workspace_span)
+
+
+@njit(inline="always")
+def weight_view(flat, table, layer):
+    """``W`` of ``layer`` (0-based) as a (d_out, d_in) view into ``flat``."""
+    start, rows, cols = _weight_span(table, layer)
+    return matrix(flat, start, rows, cols)
+
+
+@njit(inline="always")
+def bias_view(flat, table, layer):
+    """``b`` of ``layer`` (0-based) as a (d_out,) view into ``flat``."""
+    start, length = _bias_span(table, layer)
+    return vector(flat, start, length)
+
+
+@njit(inline="always")
+def bias_row(flat, table, layer):
+    """``b`` of ``layer`` as a (1, d_out) view, for the block loops."""
+    start, length = _bias_span(table, layer)
+    return matrix(flat, start, 1, length)
+
+
+@njit(inline="always")
+def workspace_block(buffer, table, layer, n_rows):
+    """View of ``layer``'s rows in a flat workspace, shape (n_rows, d_{layer+1})."""
+    start, rows, cols = _workspace_span(buffer.shape[0], table, layer, n_rows)
+    return matrix(buffer, start, rows, cols)

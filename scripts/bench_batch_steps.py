@@ -1,19 +1,18 @@
-"""Where one mini-batch's time goes: each step of a fused SGD step, timed alone.
+"""Where one mini-batch's time goes: each layer step of a fused SGD step, timed alone.
 
     python scripts/bench_batch_steps.py                  # 784-200-10, batch 100, float32
     python scripts/bench_batch_steps.py --batch 256 --sizes 784,200,10
 
-Every step of one plain-SGD mini-batch of a network with one hidden layer
-(relu, softmax) is timed on its own, with the kernels' own entry points
-(``fastnn.kernels``: the same code ``fit`` runs), 1 thread and all threads:
-the row gather, the two forward products, bias + activation, the softmax
-pass, the hidden delta, the ReLU derivative, the bias sums and the two
-in-place weight updates.  Each step runs ``--repeat`` times inside one
-compiled loop (no Python between calls); the best of five such loops is
-reported, in microseconds per call.  The last rows compare the sum of the
-steps with a whole ``fit`` epoch divided by its number of batches: the
-difference is what the steps cost together and not apart (caches, waiting
-threads).  Run it on an otherwise idle machine.
+One plain-SGD mini-batch of a network with one hidden layer (relu, softmax)
+is the plan ``FORWARD 0, FORWARD 1, OUTPUT, DELTA 1, SGD 1, SGD 0``
+(:mod:`fastnn.kernels.plans`), after the gather of its rows.  Each of them
+runs on its own, as a one-row plan through the kernels' own entry point, 1
+thread and all threads; the gather is an empty plan over shuffled rows.
+Each step runs ``--repeat`` times inside one compiled loop (no Python between
+calls); the best of five such loops is reported, in microseconds per call.
+The last rows compare the sum of the steps with a whole ``fit`` epoch divided
+by its number of batches: the difference is what the steps cost together and
+not apart (caches, waiting threads).  Run it on an otherwise idle machine.
 """
 
 import argparse
@@ -24,98 +23,92 @@ import numpy as np
 from numba import njit
 
 from fastnn import Network, codes
-from fastnn.kernels.elementwise import add_bias_activate, column_sums, gather_rows, \
-    multiply_derivative
-from fastnn.kernels.matmul import matmul
-from fastnn.kernels.outputs import output_pass
+from fastnn.kernels import address_table, plans
+from fastnn.kernels.layer_steps import DELTA, FORWARD, SGD
+from fastnn.kernels.native_calls import (
+    DELTA_LEAF,
+    FORWARD_LEAF,
+    OUTPUT_LEAF,
+    PARALLEL_LEAF,
+    SGD_LEAF,
+)
+from fastnn.layout import layer_table, n_params, n_units
+from fastnn.optim import step_settings
 from fastnn.threads import thread_scope
 
-# One compiled loop per step: `reps` calls, nothing else.
-
 
 @njit
-def _gather(X, order, xb, reps, n_blocks):
-    n = xb.shape[0]
-    for r in range(reps):
-        gather_rows(X, order, (r * n) % (order.shape[0] - n), xb, n_blocks)
-
-
-@njit
-def _product(transa, transb, alpha, A, B, beta, C, reps, n_blocks):
+def _repeat(reps, leaves, plan, params, grad, state, table, hidden, output, X, Y, weights,
+            scale, order, batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas,
+            batch_stats, n_blocks):
+    # `reps` runs of one plan, nothing else between them
     for _ in range(reps):
-        matmul(transa, transb, alpha, A, B, beta, C, n_blocks)
+        plans.run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, weights,
+                       scale, order, batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas,
+                       batch_stats, n_blocks)
 
 
-@njit
-def _activate(Z, b, reps, n_blocks):
-    for _ in range(reps):
-        add_bias_activate(Z, b, codes.RELU, n_blocks)
+class _Batch:
+    """A batch of a one-hidden-layer network, ready for one-row plans."""
+
+    def __init__(self, sizes, batch, dtype, rows, rng):
+        self.dtype = np.dtype(dtype)
+        self.table = layer_table(sizes)
+        self.hidden = np.array([codes.RELU], dtype=np.int64)
+        self.params = (rng.standard_normal(n_params(self.table)) * 0.05).astype(dtype)
+        self.grad = np.zeros_like(self.params)
+        self.state = np.zeros((1, self.params.size), dtype)
+        self.X_all = rng.random((rows, sizes[0]), dtype=np.float32).astype(dtype, copy=False)
+        self.Y_all = np.zeros((rows, sizes[-1]), dtype)
+        self.Y_all[np.arange(rows), rng.integers(0, sizes[-1], rows)] = 1
+        self.w_all = np.ones(rows, dtype)
+        self.X = self.X_all[:batch].copy()
+        self.Y = self.Y_all[:batch].copy()
+        self.w = self.w_all[:batch].copy()
+        self.acts = rng.random(batch * n_units(self.table)).astype(dtype)
+        self.deltas = rng.standard_normal(batch * n_units(self.table)).astype(dtype)
+        self.order = rng.permutation(rows)[:batch]
+        self.batch = batch
+        # tiny steps: the weights stay put over thousands of repeats
+        self.settings = step_settings(dtype, lr=1e-6)
+
+    def args(self, plan, shuffled, n_blocks):
+        leaves = address_table(self.dtype, (FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, OUTPUT_LEAF)
+                               + ((PARALLEL_LEAF,) if n_blocks > 1 else ()))
+        plan = np.array(plan, dtype=np.int64).reshape(-1, 2)
+        xbuf, ybuf, wbuf = np.empty_like(self.X), np.empty_like(self.Y), np.empty_like(self.w)
+        if shuffled:
+            X, Y, w, order = self.X_all, self.Y_all, self.w_all, self.order
+        else:
+            X, Y, w, order = self.X, self.Y, self.w, np.empty(0, dtype=np.int64)
+        return (leaves, plan, self.params, self.grad, self.state, self.table, self.hidden,
+                codes.OUT_SOFTMAX, X, Y, w, 1.0 / self.batch, order, self.batch, self.settings,
+                np.zeros(1, dtype=np.int64), xbuf, ybuf, wbuf, self.acts, self.deltas,
+                np.empty((1, 3)), n_blocks)
 
 
-@njit
-def _softmax(Z, Y, w, D, reps, n_blocks):
-    total = 0.0
-    for _ in range(reps):
-        total += output_pass(codes.OUT_SOFTMAX, Z, Y, w, 0.01, D, True, n_blocks)[0]
-    return total
+def _steps(sizes, batch):
+    """``[(name, shape, plan rows, shuffled)]`` of one batch, in the order it runs."""
+    d0, d1, d2 = sizes
+    return [
+        ("gather rows", f"{batch} of the rows x {d0}", [], True),
+        ("forward 1: X W1^T, bias + relu", f"{batch}x{d0} . {d0}x{d1}", [(FORWARD, 0)], False),
+        ("forward 2: A1 W2^T, bias", f"{batch}x{d1} . {d1}x{d2}", [(FORWARD, 1)], False),
+        ("softmax, loss, delta 2", f"{batch}x{d2}", [(plans.OUTPUT, 0)], False),
+        ("delta 1: D2 W2, relu derivative", f"{batch}x{d2} . {d2}x{d1}", [(DELTA, 1)], False),
+        ("update W2, b2 (fused SGD)", f"{d2}x{batch} . {batch}x{d1}", [(SGD, 1)], False),
+        ("update W1, b1 (fused SGD)", f"{d1}x{batch} . {batch}x{d0}", [(SGD, 0)], False),
+    ]
 
 
-@njit
-def _derivative(D, A, reps, n_blocks):
-    for _ in range(reps):
-        multiply_derivative(D, A, codes.RELU, n_blocks)
-
-
-@njit
-def _bias_sums(D, out, reps, n_blocks):
-    for _ in range(reps):
-        column_sums(D, out)
-
-
-def _best_microseconds(step, args, repeat, n_blocks):
-    step(*args, 1, n_blocks)  # compile / warm up
+def _best_microseconds(args, repeat):
+    _repeat(1, *args)  # compile / warm up
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
-        step(*args, repeat, n_blocks)
+        _repeat(repeat, *args)
         best = min(best, (time.perf_counter() - started) / repeat)
     return best * 1e6
-
-
-def _steps(sizes, batch, dtype, rows, rng):
-    d0, d1, d2 = sizes
-    X = rng.random((rows, d0), dtype=np.float32).astype(dtype, copy=False)
-    order = rng.permutation(X.shape[0])
-    xb = np.empty((batch, d0), dtype)
-    W1 = (rng.standard_normal((d1, d0)) * 0.05).astype(dtype)
-    W2 = (rng.standard_normal((d2, d1)) * 0.05).astype(dtype)
-    b1, b2 = np.zeros(d1, dtype), np.zeros(d2, dtype)
-    A1 = rng.standard_normal((batch, d1)).astype(dtype)
-    Z2 = np.zeros((batch, d2), dtype)
-    D1 = rng.standard_normal((batch, d1)).astype(dtype)
-    D2 = rng.standard_normal((batch, d2)).astype(dtype)
-    Y = np.zeros((batch, d2), dtype)
-    Y[np.arange(batch), rng.integers(0, d2, batch)] = 1
-    w = np.ones(batch, dtype)
-    lr = -1e-6  # tiny steps: the weights stay put over thousands of repeats
-    return [
-        ("gather rows", f"{batch} of {X.shape[0]} x {d0}", _gather, (X, order, xb)),
-        ("forward 1: X W1^T", f"{batch}x{d0} . {d0}x{d1}", _product,
-         (False, True, 1.0, xb, W1, 0.0, A1)),
-        ("bias + relu 1", f"{batch}x{d1}", _activate, (A1, b1)),
-        ("forward 2: A1 W2^T", f"{batch}x{d1} . {d1}x{d2}", _product,
-         (False, True, 1.0, A1, W2, 0.0, Z2)),
-        ("softmax, loss, delta 2", f"{batch}x{d2}", _softmax, (Z2, Y, w, D2)),
-        ("delta 1: D2 W2", f"{batch}x{d2} . {d2}x{d1}", _product,
-         (False, False, 1.0, D2, W2, 0.0, D1)),
-        ("relu derivative", f"{batch}x{d1}", _derivative, (D1, A1)),
-        ("update W2 -= lr D2^T A1", f"{d2}x{batch} . {batch}x{d1}", _product,
-         (True, False, lr, D2, A1, 1.0, W2)),
-        ("bias sums 2", f"{batch}x{d2}", _bias_sums, (D2, b2)),
-        ("update W1 -= lr D1^T X", f"{d1}x{batch} . {batch}x{d0}", _product,
-         (True, False, lr, D1, xb, 1.0, W1)),
-        ("bias sums 1", f"{batch}x{d1}", _bias_sums, (D1, b1)),
-    ]
 
 
 def _epoch_per_batch(sizes, batch, dtype, n_threads, rows, rng):
@@ -144,13 +137,15 @@ def main(argv=None):
     if len(sizes) != 3:
         parser.error("--sizes takes three sizes: inputs, hidden units, outputs")
     rng = np.random.default_rng(0)
-    steps = _steps(sizes, args.batch, np.dtype(args.dtype), args.rows, rng)
+    batch = _Batch(sizes, args.batch, args.dtype, args.rows, rng)
+    steps = _steps(sizes, args.batch)
     counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
     times = {}
     for n_threads in counts:
         with thread_scope(n_threads, "numba"):
-            times[n_threads] = [_best_microseconds(step, step_args, args.repeat, n_threads)
-                                for _, _, step, step_args in steps]
+            times[n_threads] = [_best_microseconds(batch.args(plan, shuffled, n_threads),
+                                                   args.repeat)
+                                for _, _, plan, shuffled in steps]
     epochs = {n: _epoch_per_batch(sizes, args.batch, args.dtype, n, args.rows, rng)
               for n in counts}
 

@@ -30,6 +30,7 @@ from numba.core import event
 
 spec = json.loads(sys.argv[1])
 stack, rows, passes = [], [], defaultdict(float)
+by_function = defaultdict(lambda: defaultdict(float))
 
 
 class Compiles(event.Listener):
@@ -64,7 +65,10 @@ class Passes(event.Listener):
 
     def on_end(self, ev):
         # "nopython_type_inference [function]": summed per kind of pass
-        passes[ev.data["name"].split(" [")[0]] += time.perf_counter() - self.t0
+        seconds = time.perf_counter() - self.t0
+        name = ev.data["name"].split(" [")[0]
+        passes[name] += seconds
+        by_function[ev.data["qualname"]][name] += seconds
 
 
 event.register("numba:compile", Compiles())
@@ -85,7 +89,7 @@ if spec["validation"]:
 net.fit(X, y, **options)
 fitted = time.perf_counter()
 net.predict(X[:10])
-print(json.dumps({"rows": rows, "passes": passes, "import": imported - started,
+print(json.dumps({"rows": rows, "passes": passes, "by_function": by_function, "import": imported - started,
                   "fit": fitted - imported, "total": time.perf_counter() - started}))
 """
 
@@ -101,7 +105,7 @@ def measure(spec):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def print_table(record, limit):
+def print_table(record, limit, show_passes=0):
     rows = sorted(record["rows"], key=lambda r: -r["exclusive"])
     total = sum(r["exclusive"] for r in rows)
     parallel = sum(r["exclusive"] for r in rows if r["parallel"])
@@ -118,6 +122,12 @@ def print_table(record, limit):
     print("\ncompiler passes (seconds, summed over every compile; nested compiles count twice):")
     for name, seconds in passes[:12]:
         print(f"{seconds:8.2f}  {name}")
+    if show_passes:
+        print("\nthe costliest passes of each of the costliest functions (seconds):")
+        for r in rows[:show_passes]:
+            name = r["function"].rsplit(".", 1)[1]
+            spent = sorted(record["by_function"].get(name, {}).items(), key=lambda kv: -kv[1])
+            print(f"  {name}: " + ", ".join(f"{p} {t:.2f}" for p, t in spent[:6]))
 
 
 PATHS = [  # (label, optimizer, momentum, dtype, batch size)
@@ -145,13 +155,15 @@ def main():
                         help="hold out a tenth as validation data (compiles the evaluation too)")
     parser.add_argument("--limit", type=int, default=25, help="rows of the table")
     parser.add_argument("--all", action="store_true", help="every common path, a summary")
+    parser.add_argument("--passes", type=int, default=0,
+                        help="also list the costliest passes of this many functions")
     args = parser.parse_args()
     base = {"sizes": [int(s) for s in args.sizes.split(",")], "rows": args.rows,
             "threads": args.threads, "validation": args.validation}
     if not args.all:
         record = measure(dict(base, optimizer=args.optimizer, momentum=args.momentum,
                               dtype=args.dtype, batch_size=args.batch_size))
-        print_table(record, args.limit)
+        print_table(record, args.limit, args.passes)
         return
     print(f"{'path':<28} {'compiles':>8} {'parallel':>8} {'compiling s':>11} {'first fit s':>11}")
     for label, optimizer, momentum, dtype, batch in PATHS:

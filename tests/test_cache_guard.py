@@ -1,4 +1,4 @@
-"""The Numba cache is cleared when any kernel source changes (DESIGN rule 3)."""
+"""The Numba cache is cleared when any kernel source changes (docs/design.md, rule 3)."""
 
 from fastnn.kernels import cache_guard
 
@@ -21,7 +21,7 @@ def test_stale_entries_are_removed_and_fresh_ones_kept(tmp_path):
 
 def test_digest_covers_every_compiled_source():
     names = {path.name for path in cache_guard.SOURCES}
-    assert {"elementwise.py", "matmul.py", "backward_pass.py", "layout.py", "codes.py"} <= names
+    assert {"elementwise.py", "layer_steps.py", "plans.py", "layout.py", "codes.py"} <= names
 
 
 def test_missing_stamp_clears(tmp_path):

@@ -1,0 +1,154 @@
+"""Compiling what a call needs before it runs: the notice, the cache check, two processes.
+
+A call of the kernels needs a handful of compiled functions ("units": the
+layer steps, the parallel split, the output pass and an entry point, each
+with one signature).  :func:`prepare` makes sure they are there before the
+call, so that compile time is never counted as training time, and:
+
+- says so once, on the ``fastnn`` logger, when something must be compiled
+  (not when it loads from Numba's disk cache);
+- when there is much to compile and a second core, compiles part of it in a
+  second Python process at the same time.  The units are separate compiled
+  functions that call each other through addresses
+  (:mod:`fastnn.kernels.native_calls`), so each can be compiled anywhere; the
+  other process writes them to the same Numba cache and this one loads them
+  from there.  ``FASTNN_COMPILE_JOBS=1`` turns that off.
+
+The disk-cache check reads Numba's cache index (``Dispatcher._cache``, not a
+public interface); anything unexpected there counts as "not cached", which
+costs only the parallel split, never a wrong result.
+"""
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+
+logger = logging.getLogger("fastnn")
+
+#: seconds of compilation a unit costs (2-core AMD Zen 3, Dec 2026; relative
+#: weights for splitting the work, not promises)
+COST = {"run_plan": 3.0, "forward_step": 2.0, "delta_step": 1.9, "sgd_step": 1.7,
+        "gradient_step": 2.3, "output_pass": 1.8, "parallel_step": 1.4,
+        "per_sample_sgd_epoch": 2.0}
+#: what starting the second process costs (interpreter, NumPy, Numba, first compile)
+WORKER_OVERHEAD = 1.8
+#: compile in two processes only when this much (seconds) is to be compiled
+PARALLEL_THRESHOLD = 5.0
+
+_CHILD = r"""
+import importlib, pickle, sys
+with open(sys.argv[1], "rb") as handle:
+    paths, units = pickle.load(handle)
+sys.path[:0] = paths
+for module, name, signature in units:
+    getattr(importlib.import_module(module), name).compile(signature)
+"""
+
+
+def _cost(dispatcher):
+    return COST.get(dispatcher.py_func.__name__, 1.0)
+
+
+def is_compiled(dispatcher, signature):
+    """Whether ``dispatcher`` has ``signature`` in memory."""
+    return tuple(signature) in dispatcher.overloads
+
+
+def is_cached(dispatcher, signature):
+    """Whether Numba's disk cache holds ``dispatcher`` for ``signature`` (best effort)."""
+    try:
+        cache = dispatcher._cache
+        key = cache._index_key(tuple(signature), dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - an internal interface: any surprise means "not cached"
+        return False
+
+
+def _jobs():
+    value = os.environ.get("FASTNN_COMPILE_JOBS")
+    if value is not None:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            return 1
+    try:
+        return min(2, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return min(2, os.cpu_count() or 1)
+
+
+def _split(units):
+    """Units for this process and for the other: the costliest first, each to the
+    process that would finish it sooner (the other starts later)."""
+    here, there = [], []
+    load_here, load_there = 0.0, WORKER_OVERHEAD
+    for unit in sorted(units, key=lambda u: -_cost(u[0])):
+        if load_here <= load_there:
+            here.append(unit)
+            load_here += _cost(unit[0])
+        else:
+            there.append(unit)
+            load_there += _cost(unit[0])
+    return here, there
+
+
+def _start_worker(units):
+    payload = pickle.dumps((list(sys.path), [(d.py_func.__module__, d.py_func.__name__, s)
+                                             for d, s in units]))
+    with tempfile.NamedTemporaryFile(prefix="fastnn-compile-", suffix=".pickle",
+                                     delete=False) as handle:
+        handle.write(payload)
+    process = subprocess.Popen([sys.executable, "-c", _CHILD, handle.name],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    process.payload = handle.name
+    return process
+
+
+def prepare(units, what):
+    """Compile, or load from the cache, every ``(dispatcher, signature)`` of ``units``.
+
+    Parameters
+    ----------
+    units : list of (numba Dispatcher, tuple of Numba types)
+    what : str
+        What they are, for the notice (``"the float32 SGD kernels"``).
+
+    Returns
+    -------
+    float
+        Seconds spent compiling (0 when everything was cached).
+    """
+    missing = [(d, tuple(s)) for d, s in units if not is_compiled(d, s)]
+    to_compile = [(d, s) for d, s in missing if not is_cached(d, s)]
+    started = time.perf_counter()
+    if to_compile:
+        logger.warning("fastnn: compiling %s (first use on this machine; cached afterwards)",
+                       what)
+    worker = None
+    if (len(to_compile) > 1 and _jobs() > 1
+            and sum(_cost(d) for d, _ in to_compile) >= PARALLEL_THRESHOLD):
+        here, there = _split(to_compile)
+        try:
+            worker = _start_worker(there)
+        except OSError:
+            worker = None
+    for dispatcher, signature in (here if worker is not None else missing):
+        dispatcher.compile(signature)
+    if worker is not None:
+        _, stderr = worker.communicate()
+        os.unlink(worker.payload)
+        if worker.returncode != 0:
+            logger.info("fastnn: the second compile process failed (%s); compiling here",
+                        stderr.decode(errors="replace").strip().splitlines()[-1:])
+        # loaded from the cache the other process filled, or compiled here
+        for dispatcher, signature in missing:
+            dispatcher.compile(signature)
+    seconds = time.perf_counter() - started if to_compile else 0.0
+    if to_compile:
+        logger.info("fastnn: compiled %s in %.1f s", what, seconds)
+    return seconds
