@@ -213,7 +213,7 @@ class KernelCase:
     # ------------------------------------------------------------ state
 
     def reset(self):
-        """Restore the starting parameters and optimizer state, so each repeat times the same work."""
+        """Restore the starting parameters and optimizer state: each repeat times the same work."""
         np.copyto(self.params, self.initial_params)
         for buffer in (self.update_state, self.update_step, self.epoch_state, self.epoch_step):
             buffer[...] = 0

@@ -67,7 +67,8 @@ def read_checkpoint(path):
         fail(path, "it is a model file, not a checkpoint (no optimizer state)")
     n_params, dtype = stored["params"].shape[0], stored["params"].dtype
     optimizer = extra["optimizer"]
-    if optimizer.dtype.kind != "U" or optimizer.shape != () or str(optimizer) not in codes.OPTIMIZERS:
+    if (optimizer.dtype.kind != "U" or optimizer.shape != ()
+            or str(optimizer) not in codes.OPTIMIZERS):
         fail(path, f"unknown optimizer {optimizer!r}")
     optimizer = str(optimizer)
     state, step, best = extra["state"], extra["step"], extra["best_params"]

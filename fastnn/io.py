@@ -125,7 +125,8 @@ def read_network(path):
                 fail(path, f"format version {version!r} is not supported (this fastnn reads "
                             f"version {VERSION})")
             sizes = data["sizes"]
-            if sizes.ndim != 1 or sizes.size < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
+            if (sizes.ndim != 1 or sizes.size < 2 or sizes.dtype.kind not in "iu"
+                    or (sizes < 1).any()):
                 fail(path, f"layer sizes {sizes!r} are not at least two positive integers")
             sizes = tuple(int(s) for s in sizes)
             activation = data["activation"]

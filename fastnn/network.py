@@ -1,6 +1,5 @@
 """The :class:`Network`: owns the flat buffers, checks input, calls one backend."""
 
-import time
 
 import numpy as np
 

@@ -27,7 +27,6 @@ from scipy.special import expit
 from fastnn import codes
 from fastnn.layout import parameter_views, workspace_block
 
-
 # ---------------------------------------------------------------- activations
 
 def activate(code, Z):

@@ -94,7 +94,8 @@ class CosineLR(Schedule):
         self.eta_min = eta_min
 
     def lr_at(self, epoch, base_lr):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+        cosine = math.cos(math.pi * epoch / self.t_max)
+        return self.eta_min + (base_lr - self.eta_min) * (1 + cosine) / 2
 
 
 class LambdaLR(Schedule):

@@ -24,8 +24,12 @@ import numpy as np
 from numba import njit
 
 from fastnn import Network, codes
-from fastnn.kernels.elementwise import add_bias_activate, column_sums, gather_rows, \
-    multiply_derivative
+from fastnn.kernels.elementwise import (
+    add_bias_activate,
+    column_sums,
+    gather_rows,
+    multiply_derivative,
+)
 from fastnn.kernels.matmul import matmul
 from fastnn.kernels.outputs import output_pass
 from fastnn.threads import thread_scope

