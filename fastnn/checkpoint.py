@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import codes
-from fastnn.io import CHECKPOINT_FORMAT, fail, network_arrays, read_network, write_atomically
+from fastnn.files import write_atomically
+from fastnn.model_files import CHECKPOINT_FORMAT, fail, network_arrays, read_network
 from fastnn.optim import state_rows
 
 
@@ -58,7 +59,7 @@ def read_checkpoint(path):
     Returns
     -------
     stored : dict
-        The network's fields, as :func:`fastnn.io.read_network` returns them.
+        The network's fields, as :func:`fastnn.model_files.read_network` returns them.
     checkpoint : Checkpoint
     """
     stored = read_network(path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "confusion_matrix", "format_confusion_matrix"]
+__all__ = ["main", "build_parser", "format_confusion_matrix"]
 
 PROG = "fastnn"
 
@@ -520,26 +520,6 @@ def _train(args):
 # --------------------------------------------------------------------- evaluate
 
 
-def confusion_matrix(y_true, y_pred, n_classes):
-    """Counts of (true class, predicted class) pairs.
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray of int, shape (n,)
-        Labels in ``0..n_classes-1``.
-    n_classes : int
-
-    Returns
-    -------
-    ndarray of int64, shape (n_classes, n_classes)
-        Entry ``[i, j]`` counts the rows of true class ``i`` predicted as ``j``.
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return flat.reshape(n_classes, n_classes)
-
-
 def format_confusion_matrix(matrix):
     """The matrix as text: a header of predicted classes, one row per true class.
 
@@ -614,6 +594,8 @@ def _evaluate(args):
     n_classes = 2 if net.output == "sigmoid" else net.sizes[-1]
     print()
     print("confusion matrix (rows: true class, columns: predicted class)")
+    from fastnn.metrics import confusion_matrix
+
     print(format_confusion_matrix(confusion_matrix(labels, net.predict(X), n_classes)))
     return 0
 

@@ -1,4 +1,4 @@
-"""Scores of predictions against dense targets: accuracy and R²."""
+"""Scores of predictions against targets: accuracy, R² and the confusion matrix."""
 
 import numpy as np
 
@@ -52,3 +52,23 @@ def r2_score(A, Y, weights=None):
     scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                       np.where(residual == 0, 1.0, 0.0))
     return float(scores.mean())
+
+
+def confusion_matrix(y_true, y_pred, n_classes):
+    """Counts of (true class, predicted class) pairs.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of int, shape (n,)
+        Labels in ``0..n_classes-1``.
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_classes, n_classes)
+        Entry ``[i, j]`` counts the rows of true class ``i`` predicted as ``j``.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes)

@@ -3,8 +3,7 @@
 
 import numpy as np
 
-from fastnn import codes, metrics, reference
-from fastnn import io as model_io
+from fastnn import codes, metrics, model_files, reference
 from fastnn.init import SCHEMES, initialize
 from fastnn.layout import layer_table, n_params, n_units, parameter_views, workspace_block
 from fastnn.optim import new_state
@@ -437,7 +436,7 @@ class Network:
 
     def save(self, path):
         """Write the network to ``path`` as ``.npz`` (no pickle), atomically."""
-        model_io.save_network(self, path)
+        model_files.save_network(self, path)
 
     @classmethod
     def load(cls, path, backend="numba", n_threads=None):
@@ -450,7 +449,7 @@ class Network:
         backend, n_threads
             Run-time settings (not stored in the file).
         """
-        stored = model_io.read_network(path)
+        stored = model_files.read_network(path)
         network = cls(stored["sizes"], activation=stored["activation"], output=stored["output"],
                       dtype=stored["dtype"], seed=None, backend=backend, n_threads=n_threads,
                       init=stored["init"] if stored["init"] in SCHEMES else "auto")

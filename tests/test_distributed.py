@@ -26,6 +26,7 @@ pytest.importorskip("mpi4py", reason='MPI tests need mpi4py: pip install "fastnn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import mpi_worker  # noqa: E402  (the worker's settings are the test's too)
+from helpers import relative_error  # noqa: E402
 
 #: generous for a loaded 2-core CI machine; a rank that waits forever still fails
 TIMEOUT_S = 300
@@ -82,10 +83,6 @@ def problem(n=101, seed=0):
     w = rng.uniform(0.0, 2.0, n)
     w[rng.random(n) < 0.2] = 0.0  # zero weights, and the odd all-zero global batch
     return X, y, w
-
-
-def relative_error(actual, expected):
-    return np.abs(actual - expected).max() / np.abs(expected).max()
 
 
 def uneven_equivalent(X, y):

@@ -1,6 +1,7 @@
 """What fit offers beyond plain SGD: schedules, validation and early stopping,
 callbacks, weights, warm starts, per-iteration records, faults and checkpoints."""
 
+import functools
 import math
 
 import numpy as np
@@ -9,12 +10,10 @@ import pytest
 from fastnn import DivergenceError, Network, schedules
 from fastnn.checkpoint import read_checkpoint
 
+import helpers
 
-def blobs(n=300, d=8, classes=3, seed=0, spread=3.0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((classes, d)) * spread
-    y = rng.integers(0, classes, n)
-    return centers[y] + rng.standard_normal((n, d)), y
+#: Gaussian clusters, well separated unless ``spread`` is small
+blobs = functools.partial(helpers.blobs, n=300, d=8)
 
 
 # ---------------------------------------------------------------- schedules

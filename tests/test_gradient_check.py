@@ -10,7 +10,7 @@ import pytest
 
 from fastnn import Network
 
-from conftest import ACTIVATIONS, OUTPUTS, make_problem
+from helpers import ACTIVATIONS, OUTPUTS, make_problem
 
 EPS = 1e-6
 

@@ -10,7 +10,7 @@ import pytest
 
 from fastnn import kernels, reference
 
-from conftest import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
+from helpers import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
 
 # wide enough that a batch of 67 rows crosses every parallel threshold
 WIDE = [96, 160, 130, 10]

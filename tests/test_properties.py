@@ -9,7 +9,7 @@ from numba.core.errors import NumbaError
 
 from fastnn import Network
 
-from conftest import ACTIVATIONS, PARITY_RTOL, make_targets, relative_error
+from helpers import ACTIVATIONS, PARITY_RTOL, make_targets, relative_error
 
 # compiled kernels are shared by every example: no example recompiles anything
 SETTINGS = settings(max_examples=40, deadline=None,

@@ -1,5 +1,6 @@
 """Out-of-core training: fit on memmaps and other array-likes, streamed in blocks."""
 
+import functools
 import threading
 import tracemalloc
 
@@ -10,13 +11,10 @@ import scipy.sparse
 from fastnn import Network, schedules
 from fastnn.streaming import StreamDataError, block_schedule, is_out_of_core
 
+import helpers
 
-def blobs(n=3000, d=20, classes=3, seed=0, spread=1.0):
-    """Overlapping classes, so the gradients stay large for several epochs."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((classes, d)) * spread
-    y = rng.integers(0, classes, n)
-    return centers[y] + rng.standard_normal((n, d)), y
+#: overlapping classes, so the gradients stay large for several epochs
+blobs = functools.partial(helpers.blobs, n=3000, d=20, spread=1.0)
 
 
 def on_disk(tmp_path, name, array):
