@@ -329,13 +329,6 @@ def _plural(n, word):
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _describe_network(net):
-    """``784-200-10 relu/softmax`` (``784-10 softmax`` without hidden layers)."""
-    names = list(dict.fromkeys(net.activation))
-    hidden = (names[0] if len(names) == 1 else ",".join(net.activation)) + "/" if names else ""
-    return f"{'-'.join(map(str, net.sizes))} {hidden}{net.output}"
-
-
 def _check_writable_parent(option, path):
     """Fail before training, not after, when an output file cannot be created."""
     parent = Path(path).expanduser().resolve().parent
@@ -457,7 +450,7 @@ def _train(args):
                   seed=args.seed, backend=args.backend, n_threads=args.threads, init=args.init)
     classifier = _is_classifier(net)
 
-    say(f"{PROG} train: {_describe_network(net)}, {_count(net.n_params)} parameters, "
+    say(f"{PROG} train: {net.architecture.describe()}, {_count(net.n_params)} parameters, "
         f"{net.dtype.name}, {net.backend} backend, {net.n_threads} thread"
         f"{'s' if net.n_threads != 1 else ''}")
     where = (" (held out from the training split)" if held_out else "")
@@ -507,7 +500,7 @@ def _train(args):
     if args.plot:
         from fastnn.plotting import plot_training
 
-        title = (f"{_describe_network(net)} on {data.name}: SGD lr {args.lr:g}, "
+        title = (f"{net.architecture.describe()} on {data.name}: SGD lr {args.lr:g}, "
                  f"batch {args.batch_size}" + (momentum if args.momentum else ""))
         plot_training(history, Path(args.plot).expanduser(), title=title)
         say(f"curves drawn to {args.plot}")
@@ -579,7 +572,7 @@ def _evaluate(args):
                            f"({data.name}) has {X.shape[1]} features per row")
 
     loss, error, r2 = _evaluate_split(net, X, y)
-    print(f"model: {args.model}: {_describe_network(net)}, {net.dtype.name}")
+    print(f"model: {args.model}: {net.architecture.describe()}, {net.dtype.name}")
     print(f"data:  {data.name}, {args.split} split, {_count(X.shape[0])} rows")
     print(f"loss:  {loss:.4f}")
     if error is None:

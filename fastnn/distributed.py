@@ -68,12 +68,13 @@ import warnings
 
 import numpy as np
 
+from fastnn.evaluation import validation_metrics
 from fastnn.history import History
-from fastnn.layout import n_units, parameter_views, workspace_block
+from fastnn.layout import parameter_views
 from fastnn.optim import step_settings
 from fastnn.schedules import as_schedule
 from fastnn.threads import available_threads
-from fastnn.training import DivergenceError, _EarlyStopping, evaluate
+from fastnn.training import DivergenceError, EarlyStopping
 from fastnn.validation import (
     as_features,
     as_sample_weight,
@@ -202,12 +203,7 @@ class _Shard:
         self.X, self.Y, self.weights = X, Y, weights
         self.n = X.shape[0]
         self.batch = local_batch
-        dtype = network.dtype
-        self.xbuf = np.empty((local_batch, X.shape[1]), dtype=dtype)
-        self.ybuf = np.empty((local_batch, Y.shape[1]), dtype=dtype)
-        self.wbuf = np.empty(local_batch, dtype=dtype)
-        self.acts = np.empty(local_batch * n_units(network._table), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
+        self.workspace = network.architecture.workspace(local_batch, gather=True)
 
     def step_weights(self, order, n_steps):
         """Summed row weight of each local step's rows, float64, shape (n_steps,)."""
@@ -218,11 +214,7 @@ class _Shard:
         return sums
 
     def gather(self, rows):
-        m = rows.shape[0]
-        np.take(self.X, rows, axis=0, out=self.xbuf[:m])
-        np.take(self.Y, rows, axis=0, out=self.ybuf[:m])
-        np.take(self.weights, rows, out=self.wbuf[:m])
-        return self.xbuf[:m], self.ybuf[:m], self.wbuf[:m]
+        return self.workspace.gather(self.X, self.Y, self.weights, rows)
 
 
 def _check_inputs(network, X, y, sample_weight, validation_data, rank):
@@ -346,11 +338,11 @@ def fit_distributed(network, X, y, comm=None, *, epochs=10, batch_size=32, lr=0.
     total_rows = comm.allreduce(data.n, op=MPI.SUM)
 
     # one starting point: rank 0's parameters (and optimizer state when warm-starting)
-    state, step = network._optimizer_buffers(optimizer, warm)
+    state, step = network.training_state.optimizer_buffers(optimizer, warm)
     comm.Bcast(network.params, root=0)
     comm.Bcast(state, root=0)
     comm.Bcast(step, root=0)
-    seed = int(network._shuffle_rng.integers(2**63))  # every rank advances its own generator
+    seed = int(network.training_state.rng.integers(2**63))  # every rank advances its own generator
     seed = comm.bcast(seed, root=0)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
 
@@ -371,9 +363,9 @@ class _DistributedRun:
         self.total_rows = total_rows
         self.validation = validation
         self.rng = rng
-        self.kernels = network._kernels()
+        self.kernels = network.kernels
         self.grad = np.empty_like(network.params)
-        self.grad_weights = parameter_views(self.grad, network._table)[0]
+        self.grad_weights = parameter_views(self.grad, network.architecture.table)[0]
         self.stats = np.empty((n_steps, 2))  # local Σ w·loss, Σ w·error per step
         self.history = History()
         self.MPI = _mpi()
@@ -381,7 +373,7 @@ class _DistributedRun:
     def _epoch(self, settings, decay, shuffle):
         """One epoch; returns the global (Σ w·loss, Σ w·error, Σ w)."""
         net, data, kernels, comm, MPI = self.net, self.data, self.kernels, self.comm, self.MPI
-        last = len(net.sizes) - 2
+        arch, ws = net.architecture, data.workspace
         order = self.rng.permutation(data.n) if shuffle else np.arange(data.n)
         # each step's global batch weight W: one collective for the whole epoch
         totals = data.step_weights(order, self.n_steps)
@@ -395,22 +387,22 @@ class _DistributedRun:
             m = rows.shape[0]
             xb, yb, wb = data.gather(rows)
             if m and wb.any():
-                kernels.forward(net.params, net._table, net._hidden, xb, data.acts)
-                Z = workspace_block(data.acts, net._table, last, m)
+                kernels.forward(net.params, arch.table, arch.hidden, xb, ws.acts)
+                Z = ws.logits(m)
                 self.stats[s, 0] = kernels.output_delta(
-                    net._output_code, Z, yb, wb, net.dtype.type(1.0 / totals[s]),
-                    workspace_block(data.deltas, net._table, last, m))
-                self.stats[s, 1] = kernels.error_count(net._output_code, Z, yb, wb)
+                    arch.output_code, Z, yb, wb, net.dtype.type(1.0 / totals[s]),
+                    ws.output_deltas(m))
+                self.stats[s, 1] = kernels.error_count(arch.output_code, Z, yb, wb)
                 # λW is added once, after the sum, not once per rank
-                kernels.backward(net.params, net._table, net._hidden, xb, data.acts,
-                                 data.deltas, no_decay, self.grad)
+                kernels.backward(net.params, arch.table, arch.hidden, xb, ws.acts,
+                                 ws.deltas, no_decay, self.grad)
             else:
                 self.grad[...] = 0  # this rank's rows ran out: it adds nothing
             comm.Allreduce(MPI.IN_PLACE, self.grad, op=MPI.SUM)
             if decay:
                 for gradient, weights in zip(self.grad_weights, net.weights):
                     gradient += decay * weights
-            kernels.optimizer_step(net.params, self.grad, self.state, net._table, settings,
+            kernels.optimizer_step(net.params, self.grad, self.state, arch.table, settings,
                                    self.step)
         sums = np.array([self.stats[:, 0].sum(), self.stats[:, 1].sum()])
         comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
@@ -429,12 +421,12 @@ class _DistributedRun:
             clip_norm, schedule, patience, callbacks, verbose):
         net, comm, history, MPI = self.net, self.comm, self.history, self.MPI
         rank = comm.Get_rank()
-        early = (_EarlyStopping(patience, net.params.size, net.dtype) if patience else None)
+        early = (EarlyStopping(patience, net.params.size, net.dtype) if patience else None)
         # AdamW decays the weights in its step; SGD and Adam put λW into the gradient
         decay = net.dtype.type(0 if optimizer == "adamw" else weight_decay)
-        with net._threads():
+        with net.thread_scope():
             for epoch_in_fit in range(epochs):
-                epoch = net._epochs_done
+                epoch = net.training_state.epochs_done
                 lr_now = schedule.lr_at(epoch_in_fit, lr)
                 settings = step_settings(net.dtype, optimizer, lr_now, momentum, nesterov,
                                          weight_decay, betas, eps, clip_norm)
@@ -461,12 +453,12 @@ class _DistributedRun:
                     comm.Bcast(self.state, root=0)
                 if rank == 0:
                     if self.validation is not None:
-                        record.update(evaluate(net, *self.validation))
+                        record.update(validation_metrics(net, *self.validation))
                     record["lr"] = lr_now
                     record["time"] = elapsed
                 record = comm.bcast(record if rank == 0 else None, root=0)
                 history.record(epoch, **record)
-                net._epochs_done += 1
+                net.training_state.epochs_done += 1
                 if verbose and rank == 0:
                     shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items())
                     print(f"epoch {epoch_in_fit + 1}/{epochs}  {shown}", flush=True)

@@ -27,17 +27,24 @@ CHECKPOINT_MEMBERS = {"optimizer", "state", "step", "best_params", "fit"}
 
 def network_arrays(network, format_tag=FORMAT):
     """The members of a model file describing ``network``."""
+    fields = network.architecture.fields()
     return {
         "format": np.array(format_tag),
         "version": np.array(VERSION, dtype=np.int64),
-        "sizes": np.array(network.sizes, dtype=np.int64),
-        "activation": np.array(network.activation, dtype=str).reshape(-1),
-        "output": np.array(network.output),
-        "dtype": np.array(network.dtype.name),
+        "sizes": np.array(fields["sizes"], dtype=np.int64),
+        "activation": np.array(fields["activation"], dtype=str).reshape(-1),
+        "output": np.array(fields["output"]),
+        "dtype": np.array(fields["dtype"]),
         "init": np.array(network.init),
         "params": network.params,
-        "rng_state": np.array(json.dumps(network._shuffle_rng.bit_generator.state)),
+        "rng_state": np.array(json.dumps(network.training_state.rng_state)),
     }
+
+
+def architecture_fields(stored):
+    """The :meth:`fastnn.architecture.Architecture.fields` of what :func:`read_network` read."""
+    return {"sizes": list(stored["sizes"]), "activation": list(stored["activation"]),
+            "output": stored["output"], "dtype": stored["dtype"]}
 
 
 def save_network(network, path):

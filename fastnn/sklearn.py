@@ -44,6 +44,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from fastnn import codes
+from fastnn.architecture import Architecture
 from fastnn.network import Network
 from fastnn.validation import (
     check_activation,
@@ -223,38 +224,6 @@ def _check_sample_weight(sample_weight, n_rows):
     return weights
 
 
-def _network_state(network):
-    """A :class:`fastnn.Network` as plain values, for pickling the estimator.
-
-    ``Network.weights`` and ``.biases`` are views into ``.params``; pickling
-    the object itself would restore them as separate copies that training no
-    longer updates, so the estimator pickles this instead and rebuilds the
-    views in :func:`_network_from_state`.
-    """
-    optimizer = network._optimizer
-    return {
-        "sizes": tuple(network.sizes), "activation": tuple(network.activation),
-        "output": network.output, "dtype": network.dtype.name, "seed": network.seed,
-        "init": network.init, "params": network.params.copy(),
-        "rng_state": network._shuffle_rng.bit_generator.state,
-        "epochs_done": network._epochs_done,
-        "optimizer": None if optimizer is None else (optimizer[0], optimizer[1].copy(),
-                                                     optimizer[2].copy()),
-    }
-
-
-def _network_from_state(state):
-    """Inverse of :func:`_network_state` (run-time settings are applied per call)."""
-    network = Network(state["sizes"], activation=list(state["activation"]),
-                      output=state["output"], dtype=state["dtype"], seed=state["seed"],
-                      init=state["init"])
-    network.params[...] = state["params"]
-    network._shuffle_rng.bit_generator.state = state["rng_state"]
-    network._epochs_done = state["epochs_done"]
-    network._optimizer = state["optimizer"]
-    return network
-
-
 class _Targets:
     """Targets converted for the network, and what the estimator keeps about them.
 
@@ -270,7 +239,7 @@ class _Targets:
 
 
 class _BaseMLP(BaseEstimator):
-    """What the classifier and the regressor share: checks, fitting, pickling."""
+    """What the classifier and the regressor share: checks and fitting."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
                  lr=1e-3, batch_size="auto", epochs=200, momentum=0.9, nesterov=True,
@@ -345,7 +314,7 @@ class _BaseMLP(BaseEstimator):
         now = (tuple(network.sizes), tuple(network.activation), network.output,
                network.dtype.name)
         wanted = (tuple(sizes), tuple(activation), output, dtype.name)
-        if now != wanted:
+        if network.architecture != Architecture(sizes, activation, output, dtype):
             raise ValueError(
                 "cannot continue training (warm_start=True or partial_fit): the fitted network "
                 f"has sizes {now[0]}, activation {list(now[1])}, output {now[2]!r} and dtype "
@@ -466,20 +435,6 @@ class _BaseMLP(BaseEstimator):
         network = self._network()
         X = validate_data(self, X, reset=False, dtype=network.dtype, order="C")
         return network.forward(X)
-
-    # ------------------------------------------------------------ pickling
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: object's state is __dict__ itself
-        if "network_" in state:
-            state["network_"] = _network_state(state["network_"])
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("network_"), dict):
-            state["network_"] = _network_from_state(state["network_"])
-        super().__setstate__(state)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

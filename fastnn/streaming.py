@@ -47,7 +47,8 @@ import numpy as np
 import scipy.sparse
 
 from fastnn import metrics
-from fastnn.training import _Run, _Snapshot, evaluate
+from fastnn.evaluation import outputs_and_loss, validation_metrics
+from fastnn.training import TrainingRun
 from fastnn.validation import (
     as_features,
     as_sample_weight,
@@ -279,7 +280,7 @@ class _BlockReader:
         return stop - start
 
 
-class _StreamRun(_Run):
+class StreamRun(TrainingRun):
     """The training loop of :mod:`fastnn.training`, fed block by block."""
 
     def __init__(self, network, reader, validation, plan, warm_start, block_rows):
@@ -294,7 +295,7 @@ class _StreamRun(_Run):
 
     def _evaluate(self):
         if not isinstance(self.validation[0], _Rows):
-            return evaluate(self.net, *self.validation)
+            return validation_metrics(self.net, *self.validation)
         return streamed_metrics(self.net, *self.validation, self.block_rows)
 
     def _epoch_record(self, lr, elapsed):
@@ -315,7 +316,7 @@ class _StreamRun(_Run):
     def _train_epoch(self, settings, progress):
         # run() snapshots too, but only restores on divergence and Ctrl-C;
         # a bad block surfaces here, mid-epoch, as a ValueError
-        self._snapshot = _Snapshot(self.net, self.state, self.step)
+        self._snapshot = self.state.snapshot()
         self._steps_before = self.steps_done
         try:
             self._stream_epoch(settings, progress)
@@ -332,7 +333,7 @@ class _StreamRun(_Run):
     def _stream_epoch(self, settings, progress):
         reader, batch = self.reader, self.batch
         n = reader.X.shape[0]
-        blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.net._shuffle_rng)
+        blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.state.rng)
         start, stop, within = next(blocks)
         pending = reader.submit(0, start, stop)
         carry = None  # (buffer, positions) of rows that did not fill a batch
@@ -376,7 +377,7 @@ class _StreamRun(_Run):
 def streamed_metrics(network, X, y, block_rows):
     """Validation metrics of data read in blocks: ``val_loss`` and ``val_error`` or ``val_r2``.
 
-    The same numbers as :func:`fastnn.training.evaluate` on the whole arrays
+    The same numbers as :func:`fastnn.evaluation.validation_metrics` on the whole arrays
     (up to the order of floating-point sums).
 
     Parameters
@@ -404,7 +405,7 @@ def streamed_metrics(network, X, y, block_rows):
         except (ValueError, TypeError) as error:
             raise StreamDataError(f"validation rows {start}..{stop - 1}: "
                                   f"{_within_block(error)}", start, stop) from None
-        A, block_loss = network._outputs_and_loss(X_block, Y_block)
+        A, block_loss = outputs_and_loss(network, X_block, Y_block)
         rows = stop - start
         loss += block_loss * rows
         if network.output != "identity":
@@ -545,9 +546,9 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
                                             X_val.shape[0], network.dtype))
 
     batch = min(plan.batch_size, n)
-    with network._threads():
+    with network.thread_scope():
         reader = _BlockReader(network, X, y, weights, class_weight, block_rows, batch)
         try:
-            return _StreamRun(network, reader, validation, plan, warm_start, block_rows).run()
+            return StreamRun(network, reader, validation, plan, warm_start, block_rows).run()
         finally:
             reader.close()

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn import metrics
+from fastnn import model_files
 from fastnn.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from fastnn.evaluation import validation_metrics
 from fastnn.history import History
-from fastnn.layout import n_units
 from fastnn.optim import step_settings
 from fastnn.progress import Progress
 from fastnn.schedules import Schedule
@@ -83,24 +83,7 @@ class FitPlan:
                 "eval_every": self.eval_every}
 
 
-class _Snapshot:
-    """Parameters, optimizer state and shuffle state at the start of an epoch."""
-
-    def __init__(self, network, state, step):
-        self._network, self._state, self._step = network, state, step
-        self.params = network.params.copy()
-        self.state = state.copy()
-        self.step = step.copy()
-        self.rng = network._shuffle_rng.bit_generator.state
-
-    def restore(self):
-        self._network.params[...] = self.params
-        self._state[...] = self.state
-        self._step[...] = self.step
-        self._network._shuffle_rng.bit_generator.state = self.rng
-
-
-class _EarlyStopping:
+class EarlyStopping:
     """Stop after ``patience`` epochs without a lower validation loss; keep the best."""
 
     def __init__(self, patience, n_params, dtype):
@@ -129,41 +112,32 @@ class _EarlyStopping:
             self.best_params[...] = best_params
 
 
-def evaluate(network, X, Y):
-    """Validation metrics: ``val_loss`` and ``val_error`` or ``val_r2``.
+class TrainingRun:
+    """One fit: the buffers, the loop and its bookkeeping.
 
-    ``X`` and ``Y`` are already converted; runs under the caller's thread scope.
+    Subclasses change how an epoch visits the data (:meth:`_train_epoch`):
+    :class:`fastnn.streaming.StreamRun` reads it in blocks,
+    :class:`fastnn.distributed.DistributedRun` sums the gradients of MPI ranks.
     """
-    A, loss = network._outputs_and_loss(X, Y)
-    if network.output == "identity":
-        return {"val_loss": loss, "val_r2": metrics.r2_score(A, Y)}
-    return {"val_loss": loss, "val_error": 1.0 - metrics.accuracy(network.output, A, Y)}
-
-
-class _Run:
-    """One fit: the buffers, the loop and its bookkeeping."""
 
     def __init__(self, network, X, Y, weights, validation, plan, warm_start):
         self.net, self.X, self.Y, self.weights = network, X, Y, weights
         self.validation = validation
         self.plan = plan
-        self.kernels = network._kernels()
+        self.kernels = network.kernels
+        self.architecture = network.architecture
+        self.state = network.training_state
         n = X.shape[0]
         self.batch = min(plan.batch_size, n)
         self.n_batches = -(-n // self.batch)
-        dtype = network.dtype
-        self.state, self.step = network._optimizer_buffers(plan.optimizer, warm_start)
+        self.moments, self.step = self.state.optimizer_buffers(plan.optimizer, warm_start)
         # every buffer allocated once; the epochs allocate nothing in compiled code
         self.grad = np.empty_like(network.params)
-        self.xbuf = np.empty((self.batch, X.shape[1]), dtype=dtype)
-        self.ybuf = np.empty((self.batch, Y.shape[1]), dtype=dtype)
-        self.wbuf = np.empty(self.batch, dtype=dtype)
-        self.acts = np.empty(self.batch * n_units(network._table), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
+        self.workspace = self.architecture.workspace(self.batch, gather=True)
         self.batch_stats = np.empty((self.n_batches, 3), dtype=np.float64)
         self.history = History()
         self.first_epoch = 0
-        self.early = (_EarlyStopping(plan.patience, network.params.size, dtype)
+        self.early = (EarlyStopping(plan.patience, network.params.size, network.dtype)
                       if plan.patience else None)
         n_val = 0 if validation is None else validation[0].shape[0]
         self.fingerprint = plan.fingerprint(n, X.shape[1], n_val)
@@ -179,16 +153,15 @@ class _Run:
         mismatch = [f"{key}: {saved.fit['fingerprint'].get(key)!r} in the checkpoint, "
                     f"{value!r} now" for key, value in self.fingerprint.items()
                     if saved.fit["fingerprint"].get(key) != value]
-        if (stored["sizes"], tuple(stored["activation"]), stored["output"], stored["dtype"]) != (
-                net.sizes, net.activation, net.output, net.dtype.name):
+        if model_files.architecture_fields(stored) != self.architecture.fields():
             mismatch.append("the network's architecture or dtype")
         if mismatch:
             raise ValueError(f"cannot resume from {self.plan.checkpoint}: it was written by a "
                              "different fit (" + "; ".join(mismatch) + ")")
         net.params[...] = stored["params"]
-        net._shuffle_rng.bit_generator.state = stored["rng_state"]
-        net._epochs_done = saved.fit["network_epochs"]
-        self.state[...] = saved.state
+        self.state.rng_state = stored["rng_state"]
+        self.state.epochs_done = saved.fit["network_epochs"]
+        self.moments[...] = saved.state
         self.step[...] = saved.step
         self.history = History.from_dict(saved.fit["history"])
         self.plan.schedule.restore(saved.fit["schedule"])
@@ -199,13 +172,13 @@ class _Run:
     def _write_checkpoint(self, epochs_done):
         early = self.early
         fit = {"fingerprint": self.fingerprint, "epochs_done": epochs_done,
-               "network_epochs": self.net._epochs_done, "history": self.history.to_dict(),
+               "network_epochs": self.state.epochs_done, "history": self.history.to_dict(),
                "schedule": self.plan.schedule.state(),
                "early_stopping": None if early is None else early.state()}
         best = (early.best_params if early is not None and early.best_epoch is not None
                 else np.empty(0, dtype=self.net.dtype))
         write_checkpoint(self.plan.checkpoint, self.net,
-                         Checkpoint(self.plan.optimizer, self.state, self.step, best, fit))
+                         Checkpoint(self.plan.optimizer, self.moments, self.step, best, fit))
 
     # ------------------------------------------------------------ one epoch
 
@@ -220,7 +193,7 @@ class _Run:
     def _train_epoch(self, settings, progress):
         """Run one epoch in chunks; returns nothing, fills batch_stats."""
         n = self.X.shape[0]
-        order = self.net._shuffle_rng.permutation(n) if self.plan.shuffle else np.arange(n)
+        order = self.state.rng.permutation(n) if self.plan.shuffle else np.arange(n)
         self._train_batches(self.X, self.Y, self.weights, order, 0, self.n_batches, settings,
                             progress)
 
@@ -236,11 +209,12 @@ class _Run:
         while first < stop:
             # chunks end where the global step count reaches a multiple of eval_every
             last = min(stop, first + chunk - self.steps_done % chunk)
+            arch, ws = self.architecture, self.workspace
             self.kernels.train_epoch(
-                net.params, self.grad, self.state, net._table, net._hidden, net._output_code,
+                net.params, self.grad, self.moments, arch.table, arch.hidden, arch.output_code,
                 X, Y, weights, order[(first - offset) * self.batch:(last - offset) * self.batch],
-                self.batch, settings, self.step, self.xbuf, self.ybuf, self.wbuf, self.acts,
-                self.deltas, self.batch_stats[first:last])
+                self.batch, settings, self.step, ws.x, ws.y, ws.w, ws.acts, ws.deltas,
+                self.batch_stats[first:last])
             stats = self.batch_stats[first:last]
             self.steps_done += last - first
             if plan.eval_every is not None:
@@ -256,7 +230,7 @@ class _Run:
 
     def _evaluate(self):
         """Validation metrics of the current parameters (a hook for streamed validation sets)."""
-        return evaluate(self.net, *self.validation)
+        return validation_metrics(self.net, *self.validation)
 
     def _epoch_record(self, lr, elapsed):
         stats = self.batch_stats
@@ -299,12 +273,12 @@ class _Run:
         progress = Progress(plan.progress, plan.verbose, self.n_batches, plan.epochs)
         try:
             for epoch_in_fit in range(self.first_epoch, plan.epochs):
-                epoch = net._epochs_done
+                epoch = self.state.epochs_done
                 lr = plan.schedule.lr_at(epoch_in_fit, plan.lr)
                 settings = step_settings(net.dtype, plan.optimizer, lr, plan.momentum,
                                          plan.nesterov, plan.weight_decay, plan.betas, plan.eps,
                                          plan.clip_norm)
-                snapshot = _Snapshot(net, self.state, self.step)
+                snapshot = self.state.snapshot()
                 steps_before = self.steps_done
                 completed = False
                 try:
@@ -314,7 +288,7 @@ class _Run:
                     record = self._epoch_record(lr, time.perf_counter() - started)
                     self._check_finite(record, epoch, snapshot, lr)
                     history.record(epoch, **record)
-                    net._epochs_done += 1
+                    self.state.epochs_done += 1
                     completed = True
                     progress.end_epoch(epoch_in_fit, record)
                     stop = self._after_epoch(epoch, epoch_in_fit, record)
@@ -383,6 +357,6 @@ def run_fit(network, X, Y, weights, validation, plan, warm_start):
     -------
     History
     """
-    with network._threads():
-        return _Run(network, X, Y, weights, validation, plan, warm_start).run()
+    with network.thread_scope():
+        return TrainingRun(network, X, Y, weights, validation, plan, warm_start).run()
 

