@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnn.validation import check_int, check_real, hold_out, interval_text
+
 __all__ = ["main", "build_parser", "format_confusion_matrix"]
 
 PROG = "fastnn"
@@ -65,9 +67,10 @@ def _integer(text, minimum, expected):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-    return value
+    try:
+        return check_int("value", value, minimum=minimum)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}") from None
 
 
 def _positive_int(text):
@@ -79,29 +82,29 @@ def _non_negative_int(text):
 
 
 def _real(text, minimum, min_inclusive, maximum=None, max_inclusive=False):
+    """A number typed on the command line, checked by fastnn's own rule for reals."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    low = ("[" if min_inclusive else "(") + f"{minimum:g}"
-    high = "inf)" if maximum is None else f"{maximum:g}" + ("]" if max_inclusive else ")")
-    too_low = value < minimum or (value == minimum and not min_inclusive)
-    too_high = maximum is not None and (value > maximum or (value == maximum and not max_inclusive))
-    if not np.isfinite(value) or too_low or too_high:
-        raise argparse.ArgumentTypeError(f"expected a number in {low}, {high}, got {text}")
-    return value
+    try:
+        return check_real("value", value, minimum, maximum, min_inclusive=min_inclusive,
+                          max_inclusive=max_inclusive)
+    except ValueError:
+        interval = interval_text(minimum, maximum, min_inclusive, max_inclusive)
+        raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text}") from None
 
 
 def _positive_real(text):
-    return _real(text, 0.0, False)
+    return _real(text, 0, False)
 
 
 def _non_negative_real(text):
-    return _real(text, 0.0, True)
+    return _real(text, 0, True)
 
 
 def _momentum(text):
-    return _real(text, 0.0, True, 1.0, False)
+    return _real(text, 0, True, 1, False)
 
 
 def _sizes_token(text):
@@ -365,8 +368,7 @@ def _holdout(X, y, rows, seed):
     Random rather than the last rows: a user's file may be sorted by class,
     and then the last rows would all be one class.
     """
-    order = np.random.default_rng(seed).permutation(X.shape[0])
-    val, keep = np.sort(order[:rows]), np.sort(order[rows:])
+    keep, val = hold_out(X.shape[0], rows, "random", seed=seed)
     return (X[keep], y[keep]), (X[val], y[val])
 
 

@@ -220,18 +220,8 @@ class _Shard:
 def _check_inputs(network, X, y, sample_weight, validation_data, rank):
     X = as_features(X, network.sizes[0], network.dtype)
     Y = as_targets(y, network.output, network.sizes[-1], X.shape[0], network.dtype)
-    if sample_weight is None:
-        weights = np.ones(X.shape[0], dtype=network.dtype)
-    else:
-        weights = np.asarray(sample_weight)
-        if weights.ndim != 1 or weights.shape[0] != X.shape[0]:
-            raise ValueError(f"sample_weight must have shape ({X.shape[0]},), one weight per "
-                             f"row of X; got shape {weights.shape}")
-        if weights.any():
-            weights = as_sample_weight(weights, X.shape[0], network.dtype)
-        else:
-            # a shard whose weights are all zero is legal; only all ranks' zero is not
-            weights = np.zeros(X.shape[0], dtype=network.dtype)
+    # a shard whose weights are all zero is legal; only all ranks' zero is not
+    weights = as_sample_weight(sample_weight, X.shape[0], network.dtype, allow_all_zero=True)
     validation = None
     if validation_data is not None and rank == 0:
         X_val = as_features(validation_data[0], network.sizes[0], network.dtype, name="X_val")

@@ -32,13 +32,13 @@ Choices worth knowing (the class docstrings give the details):
   entropy for each fit; a ``numpy.random.RandomState`` gives one int per fit.
 """
 
+import math
 import numbers
 import warnings
 
 import numpy as np
 import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
@@ -53,6 +53,7 @@ from fastnn.validation import (
     check_dtype,
     check_int,
     check_real,
+    hold_out,
 )
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -378,10 +379,12 @@ class _BaseMLP(BaseEstimator):
 
     def _split(self, X, targets, weights, seed):
         """Hold out ``validation_fraction`` of the rows for early stopping."""
-        rows = np.arange(X.shape[0])
-        train, held_out = train_test_split(rows, test_size=self.validation_fraction,
-                                           random_state=_split_seed(seed),
-                                           stratify=targets.codes)
+        n = X.shape[0]
+        # scikit-learn's test_size rule: the held-out share rounded up
+        n_held = min(math.ceil(self.validation_fraction * n), n - 1)
+        how = "random" if targets.codes is None else "stratified"
+        train, held_out = hold_out(n, max(n_held, 1), how, seed=_split_seed(seed),
+                                   labels=targets.codes)
         if held_out.shape[0] < 2:
             raise ValueError(f"The validation set is too small ({held_out.shape[0]} rows of "
                              f"{X.shape[0]}). Increase 'validation_fraction' or the size of "

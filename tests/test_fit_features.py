@@ -68,8 +68,10 @@ def test_reduce_on_plateau_in_fit_watches_validation_loss():
 def test_schedule_arguments_are_checked():
     with pytest.raises(ValueError, match="step_size must be an integer >= 1"):
         schedules.StepLR(0)
-    with pytest.raises(ValueError, match=r"factor must be a number in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
         schedules.ReduceLROnPlateau(factor=2)
+    with pytest.raises(TypeError, match="gamma must be a real number"):
+        schedules.ExponentialLR("0.9")
     X, y = blobs(n=20)
     with pytest.raises(ValueError, match=r"lr_schedule\(0\) returned -1"):
         Network([8, 3]).fit(X, y, epochs=1, lr_schedule=lambda e: -1)
