@@ -34,7 +34,8 @@ class Checkpoint:
         Early stopping's best parameters so far (empty without patience).
     fit : dict
         JSON-ready: ``fingerprint``, ``epochs_done`` (within the fit),
-        ``network_epochs``, ``history``, ``schedule``, ``early_stopping``.
+        ``network_epochs``, ``history``, ``schedule``, ``early_stopping``, and
+        from a distributed fit ``shuffle`` (each rank's shuffle generator state).
     """
 
     optimizer: str
@@ -92,7 +93,8 @@ def read_checkpoint(path):
         fail(path, f"fit progress is not valid JSON ({error})")
     expected = {"fingerprint", "epochs_done", "network_epochs", "history", "schedule",
                 "early_stopping"}
-    if not isinstance(fit, dict) or set(fit) != expected:
+    optional = {"shuffle"}  # every MPI rank's shuffle state, from fit_distributed
+    if not isinstance(fit, dict) or not expected <= set(fit) <= expected | optional:
         fail(path, f"fit progress has keys {sorted(fit) if isinstance(fit, dict) else fit!r}; "
-                   f"expected {sorted(expected)}")
+                   f"expected {sorted(expected)} (and optionally {sorted(optional)})")
     return stored, Checkpoint(optimizer, state.copy(), step.copy(), best.copy(), fit)

@@ -7,7 +7,6 @@ from fastnn import evaluation, metrics, model_files, reference
 from fastnn.architecture import Architecture
 from fastnn.init import SCHEMES, initialize
 from fastnn.layout import parameter_views
-from fastnn.schedules import as_schedule
 from fastnn.streaming import fit_streamed, is_out_of_core
 from fastnn.threads import available_threads, thread_scope
 from fastnn.training import FitPlan, run_fit
@@ -16,17 +15,10 @@ from fastnn.validation import (
     BACKENDS,
     as_sample_weight,
     check_bool,
-    check_callbacks,
-    check_checkpoint,
     check_choice,
-    check_clip_norm,
     check_n_threads,
-    check_optimizer,
     check_real,
     check_seed,
-    check_training,
-    check_validation_options,
-    check_verbosity,
     class_weight_factors,
     split_validation,
 )
@@ -376,26 +368,18 @@ class Network:
             The loss or a parameter became non-finite; the parameters are
             restored to the start of the diverging epoch.
         """
-        epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle = check_training(
-            epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle)
-        betas, eps = check_optimizer(optimizer, momentum, nesterov, betas, eps)
-        validation_split, patience, eval_every = check_validation_options(
-            validation_data, validation_split, patience, eval_every)
-        checkpoint, checkpoint_every, resume = check_checkpoint(checkpoint, checkpoint_every,
-                                                                resume)
-        progress, verbose = check_verbosity(progress, verbose)
-        plan = FitPlan(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                       optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov,
-                       weight_decay=weight_decay, betas=betas, eps=eps,
-                       clip_norm=check_clip_norm(clip_norm), schedule=as_schedule(lr_schedule),
-                       patience=patience, eval_every=eval_every,
-                       callbacks=check_callbacks(callbacks), checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, resume=resume, progress=progress,
-                       verbose=verbose)
+        plan = FitPlan.checked(
+            epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
+            weight_decay=weight_decay, shuffle=shuffle, optimizer=optimizer, betas=betas,
+            eps=eps, lr_schedule=lr_schedule, clip_norm=clip_norm, patience=patience,
+            eval_every=eval_every, callbacks=callbacks, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+            verbose=verbose, validation_data=validation_data,
+            validation_split=validation_split)
         warm_start = check_bool("warm_start", warm_start)
         if block_rows is not None or is_out_of_core(X):
             return fit_streamed(self, X, y, sample_weight, class_weight, validation_data,
-                                validation_split, plan, warm_start, block_rows)
+                                plan.validation_split, plan, warm_start, block_rows)
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
@@ -403,8 +387,9 @@ class Network:
         if factors is not None:
             weights = (weights * factors).astype(self.dtype)
         validation = None
-        if validation_split is not None:
-            (X, Y, weights), validation = split_validation(X, Y, weights, validation_split)
+        if plan.validation_split is not None:
+            (X, Y, weights), validation = split_validation(X, Y, weights,
+                                                           plan.validation_split)
         elif validation_data is not None:
             X_val = self.architecture.features(validation_data[0], name="X_val")
             validation = (X_val, self._targets(validation_data[1], X_val.shape[0]))

@@ -58,11 +58,15 @@ def mpiexec_command(n, *args):
     return command + [sys.executable, "-m", "mpi4py", *args]
 
 
-def run_mpi(n, *args):
-    """Run the command with a timeout; kill its whole process group if it hangs."""
+def run_mpi(n, *args, env=None, expect_failure=False):
+    """Run the command with a timeout; kill its whole process group if it hangs.
+
+    Returns the output; the job must succeed, or with ``expect_failure`` fail.
+    """
     process = subprocess.Popen(mpiexec_command(n, *args), stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True,
+                               env=None if env is None else os.environ | env)
     try:
         output, _ = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -70,7 +74,11 @@ def run_mpi(n, *args):
         output, _ = process.communicate()
         pytest.fail(f"mpiexec did not finish in {TIMEOUT_S} s (a rank waiting forever?):\n"
                     f"{output[-4000:]}")
-    assert process.returncode == 0, f"mpiexec failed ({process.returncode}):\n{output[-4000:]}"
+    if expect_failure:
+        assert process.returncode != 0, f"mpiexec should have failed:\n{output[-4000:]}"
+    else:
+        assert process.returncode == 0, (f"mpiexec failed ({process.returncode}):\n"
+                                         f"{output[-4000:]}")
     return output
 
 
@@ -138,6 +146,7 @@ def warm_the_kernel_cache(X, y):
     state, step = new_state("adamw", net.n_params, net.dtype)
     kernels.optimizer_step(net.params, grad, state, net.architecture.table,
                            step_settings(net.dtype, "adamw"), step)
+    net.score(X[:8], y[:8])  # rank 0's validation: loss_sum, output_activation
 
 
 def test_two_ranks_equal_single_process_training(tmp_path):
@@ -175,3 +184,41 @@ def test_two_ranks_equal_single_process_training(tmp_path):
         message = str(rank["disagree_message"])
         assert message.startswith("the ranks disagree on the network or the training "
                                   "settings: rank 0: "), message
+
+
+def test_a_job_that_lost_a_rank_resumes_bit_identically(tmp_path):
+    """Rank 1 dies mid-epoch (SIGKILL, as a lost node vanishes), mpiexec ends the job;
+    the same job started again with resume=True ends where an uninterrupted job does,
+    bit for bit, on every rank."""
+    from fastnn.checkpoint import read_checkpoint
+
+    X, y, _ = problem()
+    warm_the_kernel_cache(X, y)
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    out.mkdir()
+    np.save(data / "X.npy", X)
+    np.save(data / "y.npy", y)
+    checkpoint = tmp_path / "job.ckpt"
+    worker = ["resume", str(data), str(out), str(checkpoint)]
+
+    # 11 steps an epoch (mpi_worker.RESUME): the 27th is the 5th step of the third epoch
+    run_mpi(2, str(HERE / "mpi_worker.py"), *worker, env={"FASTNN_TEST_KILL_AFTER": "27"},
+            expect_failure=True)
+    assert not list(out.iterdir()), "the killed job must not have finished"
+    _, written = read_checkpoint(checkpoint)
+    assert written.fit["epochs_done"] == 2, "the last checkpoint is the end of epoch 2"
+    assert written.fit["history"]["iterations"]["step"][-1] == 22
+    assert len(written.fit["shuffle"]) == 2 and written.fit["fingerprint"]["ranks"] == 2
+
+    run_mpi(2, str(HERE / "mpi_worker.py"), *worker)
+    ranks = [np.load(out / f"resume{r}.npz") for r in (0, 1)]
+    for rank in ranks:
+        assert np.array_equal(rank["resumed_params"], rank["full_params"])
+        for key in ("loss", "val_loss", "steps", "epochs"):
+            assert np.array_equal(rank[f"resumed_{key}"], rank[f"full_{key}"]), key
+    assert np.array_equal(ranks[0]["resumed_params"], ranks[1]["resumed_params"])
+    assert not np.array_equal(ranks[0]["full_params"], mpi_worker.network().params)
+    assert ranks[0]["full_epochs"].tolist() == [0, 1, 2, 3, 4]
+    for rank in ranks:
+        assert rank["trained_after_resume"].tolist() == [2, 3, 4], "it resumed, not restarted"

@@ -421,6 +421,10 @@ def test_infinite_validation_loss_is_divergence():
     y = X @ [1.0, -2.0, 0.5, 3.0]
     net = Network([4, 8, 1], output="identity", seed=0)
     before = net.params.copy()
-    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="diverged in epoch 0"):
+    # epochs counted from 1 in the message, as the progress lines count them
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError,
+                                                  match="diverged in epoch 1 of 3") as raised:
         net.fit(X[:150], y[:150], epochs=3, lr=3, validation_data=(X[150:], y[150:]))
     np.testing.assert_array_equal(net.params, before)
+    assert raised.value.epoch == 0, "the attribute counts as History.epoch does, from 0"
+    assert (raised.value.epoch_in_fit, raised.value.epochs, raised.value.lr) == (1, 3, 3.0)
