@@ -163,8 +163,10 @@ def test_two_ranks_equal_single_process_training(tmp_path):
     # every rank ends with the very same parameters
     for key in ("strided_params", "uneven_params"):
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+    np.testing.assert_array_equal(ranks[0]["progress_params"], ranks[0]["strided_params"])
 
     # rows r::2 of each rank, global batch B = B/2 + B/2 rows: in-memory fit over X in order
+    # (class_weight="balanced" counts the classes of both ranks' rows)
     single = mpi_worker.network()
     history = single.fit(X, y, sample_weight=w, **mpi_worker.STRIDED)
     assert relative_error(ranks[0]["strided_params"], single.params) < 1e-6
