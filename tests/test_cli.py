@@ -75,6 +75,20 @@ def test_train_end_to_end(tiny, capsys):
     assert "Traceback" not in err
 
 
+def test_clip_norm_reaches_fit(tiny, capsys, monkeypatch):
+    seen = {}
+    original = Network.fit
+
+    def spy(network, *args, **kwargs):
+        seen.update(kwargs)
+        return original(network, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "fit", spy)
+    status, out, err = run(capsys, *quick(tiny), "--clip-norm", "2.5")
+    assert status == 0, err
+    assert seen["clip_norm"] == 2.5 and ", clip norm 2.5, seed 0" in out
+
+
 def test_train_default_sizes_come_from_the_data(tiny, capsys):
     status, out, err = run(capsys, *quick(tiny))
     assert status == 0, err
@@ -145,6 +159,9 @@ def test_divergence_is_reported_without_traceback(tmp_path, capsys):
                            "--lr", "1000", "--epochs", "10")
     assert status == 1
     assert err.startswith("fastnn train: error: training diverged") and "Traceback" not in err
+    # epochs counted from 1, as the progress lines count them; the advice names options
+    assert re.search(r"diverged in epoch \d+ of 10 ", err), err
+    assert "--clip-norm" in err and "clip_norm" not in err and len(err.splitlines()) == 1
 
 
 def test_ctrl_c_keeps_the_completed_epochs(tiny, tmp_path, monkeypatch, capsys):
@@ -226,6 +243,7 @@ def test_plot(tiny, tmp_path, capsys):
     (["train", "--lr", "nan"], "expected a number in (0, inf), got nan"),
     (["train", "--momentum", "1"], "expected a number in [0, 1), got 1"),
     (["train", "--weight-decay", "-0.1"], "expected a number in [0, inf)"),
+    (["train", "--clip-norm", "0"], "expected a number in (0, inf), got 0"),
     (["train", "--output", "tanh"], "invalid choice: 'tanh'"),
     (["train", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["train", "--backend", "cuda"], "invalid choice: 'cuda'"),
@@ -239,6 +257,7 @@ def test_usage_errors(argv, message, capsys):
     assert status == 2
     assert message in err, err
     assert "usage: fastnn" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("fastnn"), err  # one line, no usage
 
 
 def test_missing_data_file(tmp_path, capsys):
