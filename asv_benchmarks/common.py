@@ -1,6 +1,6 @@
 """Seeded cases for the asv suite: every kernel argument is built here, and only here.
 
-The kernel contract (SPEC section 7) is the same for :mod:`fastnn.kernels` and
+The kernel contract (docs/design.md, section 7) is the same for :mod:`fastnn.kernels` and
 :mod:`fastnn.reference`.  When its signatures change (optimiser settings,
 sample weights, Adam state), only :class:`KernelCase` has to follow; the
 benchmark modules call ``case.forward()``, ``case.backward()``,
@@ -160,7 +160,7 @@ class KernelCase:
         self.xbuf, self.ybuf, self.wbuf = self.workspace.x, self.workspace.y, self.workspace.w
         self.batch_stats = np.empty((-(-rows // batch_size), 3), dtype=np.float64)
 
-        # step settings hold their reals in the array dtype (DESIGN rule 4)
+        # step settings hold their reals in the array dtype (docs/design.md, rule 4)
         optimizer, hyper = UPDATE_SETTINGS[update_rule]
         self.update_settings = step_settings(self.dtype, optimizer, **hyper)
         self.update_state, self.update_step = new_state(optimizer, self.params.size, self.dtype)
@@ -238,7 +238,7 @@ class KernelCase:
         self.reset()
 
     def threads(self):
-        """The thread scope ``fastnn.Network`` would use (DESIGN rule 1), as a context manager."""
+        """The thread scope ``fastnn.Network`` would use (docs/design.md, rule 1)."""
         from fastnn.threads import thread_scope
         return thread_scope(self.n_threads, self.backend)
 

@@ -306,7 +306,7 @@ class Network:
         shuffle : bool, default True
             A fresh permutation each epoch (from the network's seed), else row order.
         optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-            PyTorch's formulas (SPEC section 4).
+            PyTorch's formulas (docs/design.md, section 4).
         betas : (float, float), default (0.9, 0.999)
             Adam's moment decay rates.
         eps : float, default 1e-8

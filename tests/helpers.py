@@ -15,7 +15,7 @@ OUTPUTS = tuple(codes.OUTPUTS)
 DTYPES = ("float32", "float64")
 BACKENDS = {"numba": kernels, "numpy": reference}
 
-#: relative tolerance of numba vs reference, per dtype (SPEC section 6)
+#: relative tolerance of numba vs reference, per dtype (docs/design.md, section 6)
 PARITY_RTOL = {"float32": 2e-5, "float64": 1e-12}
 
 

@@ -1,4 +1,4 @@
-"""The Numba cache is cleared when any kernel source changes (DESIGN rule 3)."""
+"""The Numba cache is cleared when any kernel source changes (docs/design.md, rule 3)."""
 
 from fastnn.kernels import cache_guard
 

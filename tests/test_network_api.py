@@ -1,4 +1,4 @@
-"""The public API of SPEC section 6: shapes, views, initialisation, conversions, files."""
+"""The public API (docs/design.md, section 6): shapes, views, initialisation, conversions, files."""
 
 import numpy as np
 import pytest
