@@ -312,6 +312,7 @@ clip_norm, patience, eval_every
     fastnn.DivergenceError
         On every rank; the parameters are restored to the start of the epoch.
     """
+    arguments = dict(locals())  # the settings, for FitPlan; before any other name is bound
     MPI = _mpi()
     comm = _world(comm)
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -321,13 +322,7 @@ clip_norm, patience, eval_every
     seen = validation_data if rank == 0 else ((None, None) if rank0_validates else None)
 
     def check_settings():
-        plan = FitPlan.checked(
-            epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
-            weight_decay=weight_decay, shuffle=shuffle, optimizer=optimizer, betas=betas,
-            eps=eps, lr_schedule=lr_schedule, clip_norm=clip_norm, patience=patience,
-            eval_every=eval_every, callbacks=callbacks, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, resume=resume, progress=progress,
-            verbose=verbose, validation_data=seen, validation_split=validation_split)
+        plan = FitPlan.from_arguments(arguments, validation_data=seen)
         if plan.batch_size < size:
             raise ValueError(f"batch_size={plan.batch_size} is the global batch size and must "
                              f"be at least the number of ranks ({size})")

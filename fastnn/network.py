@@ -368,14 +368,7 @@ class Network:
             The loss or a parameter became non-finite; the parameters are
             restored to the start of the diverging epoch.
         """
-        plan = FitPlan.checked(
-            epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
-            weight_decay=weight_decay, shuffle=shuffle, optimizer=optimizer, betas=betas,
-            eps=eps, lr_schedule=lr_schedule, clip_norm=clip_norm, patience=patience,
-            eval_every=eval_every, callbacks=callbacks, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, resume=resume, progress=progress,
-            verbose=verbose, validation_data=validation_data,
-            validation_split=validation_split)
+        plan = FitPlan.from_arguments(locals())
         warm_start = check_bool("warm_start", warm_start)
         if block_rows is not None or is_out_of_core(X):
             return fit_streamed(self, X, y, sample_weight, class_weight, validation_data,

@@ -103,6 +103,18 @@ class FitPlan:
     verbose: int
     validation_split: float = None
 
+    #: the arguments of ``fit`` and ``fit_distributed`` that make up a plan
+    ARGUMENTS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+                 "shuffle", "optimizer", "betas", "eps", "lr_schedule", "clip_norm",
+                 "patience", "eval_every", "callbacks", "checkpoint", "checkpoint_every",
+                 "resume", "progress", "verbose", "validation_data", "validation_split")
+
+    @classmethod
+    def from_arguments(cls, arguments, **overrides):
+        """:meth:`checked` on the :data:`ARGUMENTS` found in ``arguments`` (a fit's own
+        ``locals()``), with ``overrides`` replacing some of them."""
+        return cls.checked(**({name: arguments[name] for name in cls.ARGUMENTS} | overrides))
+
     @classmethod
     def checked(cls, *, epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle,
                 optimizer, betas, eps, lr_schedule, clip_norm, patience, eval_every,
@@ -467,20 +479,8 @@ class TrainingRun:
 
 
 def run_fit(network, X, Y, weights, validation, plan, warm_start):
-    """Train ``network`` in place; see :meth:`fastnn.Network.fit`.
-
-    Parameters
-    ----------
-    network : fastnn.Network
-    X : ndarray, shape (n, d_0)
-    Y : ndarray, shape (n, d_L)
-    weights : ndarray, shape (n,)
-        Row weights (sample and class weights combined).
-    validation : tuple (X_val, Y_val) or None
-        Converted like ``X`` and ``Y``.
-    plan : FitPlan
-    warm_start : bool
-        Keep the optimizer state of the previous fit (same optimizer).
+    """Train ``network`` in place under its thread scope (the arguments as for
+    :class:`TrainingRun`); see :meth:`fastnn.Network.fit`.
 
     Returns
     -------
@@ -488,4 +488,3 @@ def run_fit(network, X, Y, weights, validation, plan, warm_start):
     """
     with network.thread_scope():
         return TrainingRun(network, X, Y, weights, validation, plan, warm_start).run()
-
