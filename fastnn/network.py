@@ -105,25 +105,15 @@ class Network:
                              f"bias; got shape {values.shape}")
         buffer[...] = values
 
-    @property
-    def sizes(self):
-        """Layer widths ``(d_0, ..., d_L)``."""
-        return self.architecture.sizes
-
-    @property
-    def activation(self):
-        """Hidden activation names, one per hidden layer."""
-        return self.architecture.activation
-
-    @property
-    def output(self):
-        """``"softmax"``, ``"sigmoid"`` or ``"identity"``."""
-        return self.architecture.output
-
-    @property
-    def dtype(self):
-        """The parameters' ``numpy.dtype`` (float32 or float64)."""
-        return self.architecture.dtype
+    # the description, read from the architecture (read-only: a network keeps its shape)
+    sizes = property(lambda self: self.architecture.sizes,
+                     doc="Layer widths ``(d_0, ..., d_L)``.")
+    activation = property(lambda self: self.architecture.activation,
+                          doc="Hidden activation names, one per hidden layer.")
+    output = property(lambda self: self.architecture.output,
+                      doc='``"softmax"``, ``"sigmoid"`` or ``"identity"``.')
+    dtype = property(lambda self: self.architecture.dtype,
+                     doc="The parameters' ``numpy.dtype`` (float32 or float64).")
 
     # ------------------------------------------------------------ settings
 

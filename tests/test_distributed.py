@@ -3,8 +3,10 @@
 Starts ``mpiexec -n 2`` on tests/mpi_worker.py (which trains with
 ``fastnn.distributed.fit_distributed``) and compares each rank's parameters
 with the single-process equivalent computed here, in float64, to 1e-6
-relative.  Needs mpi4py and an MPI (``pip install "fastnn[mpi]"``); CI
-installs them.
+relative; then kills one rank of a checkpointed job mid-epoch, starts the job
+again with ``resume=True`` and compares it bit for bit with a job that was
+never interrupted.  Every ``mpiexec`` runs under a timeout.  Needs mpi4py and
+an MPI (``pip install "fastnn[mpi]"``); CI installs them.
 """
 
 import os
