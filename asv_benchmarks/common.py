@@ -1,6 +1,6 @@
 """Seeded cases for the asv suite: every kernel argument is built here, and only here.
 
-The kernel contract (SPEC section 7) is the same for :mod:`fastnn.kernels` and
+The kernel contract (docs/design.md, section 7) is the same for :mod:`fastnn.kernels` and
 :mod:`fastnn.reference`.  When its signatures change (optimiser settings,
 sample weights, Adam state), only :class:`KernelCase` has to follow; the
 benchmark modules call ``case.forward()``, ``case.backward()``,
@@ -126,7 +126,6 @@ class KernelCase:
     def __init__(self, sizes, dtype, batch_size, backend, n_threads, update_rule="sgd",
                  seed=SEED):
         from fastnn import Network
-        from fastnn.layout import n_units
         from fastnn.optim import new_state, step_settings
 
         self.sizes = tuple(sizes)
@@ -137,13 +136,14 @@ class KernelCase:
         net = Network(list(sizes), activation="relu", output="softmax", dtype=dtype, seed=seed,
                       backend=backend, n_threads=n_threads)
         self.dtype = net.dtype
-        self.table, self.hidden, self.output = net._table, net._hidden, net._output_code
-        self.last = len(sizes) - 2
+        architecture = net.architecture
+        self.table, self.hidden = architecture.table, architecture.hidden
+        self.output = architecture.output_code
 
         rows = epoch_rows(batch_size)
         X, y = synthetic_mnist(rows, sizes[0], sizes[-1], seed)
-        self.X = net._features(X)
-        self.Y = net._targets(y, rows)
+        self.X = architecture.features(X)
+        self.Y = architecture.targets(y, rows)
         self.row_weights = np.ones(rows, dtype=self.dtype)
         self.X_batch = self.X[:batch_size]  # C-contiguous: a leading slice
         self.Y_batch = self.Y[:batch_size]
@@ -154,15 +154,13 @@ class KernelCase:
         self.params = net.params
         self.grad = (GRADIENT_SCALE * np.random.default_rng(seed + 1)
                      .standard_normal(self.params.shape[0])).astype(self.dtype)
-        width = n_units(self.table)
-        self.acts = np.zeros(batch_size * width, dtype=self.dtype)
-        self.deltas = np.zeros(batch_size * width, dtype=self.dtype)
-        self.xbuf = np.empty((batch_size, sizes[0]), dtype=self.dtype)
-        self.ybuf = np.empty((batch_size, sizes[-1]), dtype=self.dtype)
-        self.wbuf = np.empty(batch_size, dtype=self.dtype)
+        # the buffers fit allocates, from the same allocator
+        self.workspace = architecture.workspace(batch_size, gather=True)
+        self.acts, self.deltas = self.workspace.acts, self.workspace.deltas
+        self.xbuf, self.ybuf, self.wbuf = self.workspace.x, self.workspace.y, self.workspace.w
         self.batch_stats = np.empty((-(-rows // batch_size), 3), dtype=np.float64)
 
-        # step settings hold their reals in the array dtype (DESIGN rule 4)
+        # step settings hold their reals in the array dtype (docs/design.md, rule 4)
         optimizer, hyper = UPDATE_SETTINGS[update_rule]
         self.update_settings = step_settings(self.dtype, optimizer, **hyper)
         self.update_state, self.update_step = new_state(optimizer, self.params.size, self.dtype)
@@ -181,12 +179,10 @@ class KernelCase:
 
     def output_delta(self):
         """``δ_L`` of one batch from the logits :meth:`forward` left (softmax/cross-entropy)."""
-        from fastnn.layout import workspace_block
         n = self.X_batch.shape[0]
-        return self.kernels.output_delta(self.output,
-                                         workspace_block(self.acts, self.table, self.last, n),
-                                         self.Y_batch, self.weights_batch, self.scale,
-                                         workspace_block(self.deltas, self.table, self.last, n))
+        return self.kernels.output_delta(self.output, self.workspace.logits(n), self.Y_batch,
+                                         self.weights_batch, self.scale,
+                                         self.workspace.output_deltas(n))
 
     def backward(self):
         """Delta recursion and gradient accumulation of one batch into ``grad``.
@@ -213,7 +209,7 @@ class KernelCase:
     # ------------------------------------------------------------ state
 
     def reset(self):
-        """Restore the starting parameters and optimizer state, so each repeat times the same work."""
+        """Restore the starting parameters and optimizer state: each repeat times the same work."""
         np.copyto(self.params, self.initial_params)
         for buffer in (self.update_state, self.update_step, self.epoch_state, self.epoch_step):
             buffer[...] = 0
@@ -242,7 +238,7 @@ class KernelCase:
         self.reset()
 
     def threads(self):
-        """The thread scope ``fastnn.Network`` would use (DESIGN rule 1), as a context manager."""
+        """The thread scope ``fastnn.Network`` would use (docs/design.md, rule 1)."""
         from fastnn.threads import thread_scope
         return thread_scope(self.n_threads, self.backend)
 

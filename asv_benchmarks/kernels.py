@@ -10,7 +10,7 @@ Timing method: asv re-runs ``setup``/``teardown`` around every sample, and
 with ``number = 1`` a sample is one call.  So each sample times one call of a
 kernel whose compile was paid in the first setup (``warmup_time = 0``), on
 state that setup has just reset.  The thread scope
-(Numba threads; both OpenBLAS copies capped, DESIGN rule 1) is entered in
+(Numba threads; both OpenBLAS copies capped, docs/design.md, rule 1) is entered in
 setup too, outside the timed call.  Combinations needing more threads than
 the machine has are skipped.
 """

@@ -11,7 +11,7 @@ BATCH_SIZE = 32
 class NumbaVsReference:
     """Both backends train the same 784-200-10 network for one epoch, same seed and data.
 
-    SPEC section 6 promises agreement to ~1e-12 relative (float64) and ~1e-5
+    docs/design.md, section 6, promises agreement to ~1e-12 relative (float64) and ~1e-5
     (float32); the tests check single kernels, this tracks what a whole epoch
     of 313 mini-batch steps accumulates.
     """

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import codes
-from fastnn.io import CHECKPOINT_FORMAT, fail, network_arrays, read_network, write_atomically
+from fastnn.files import write_atomically
+from fastnn.model_files import CHECKPOINT_FORMAT, fail, network_arrays, read_network
 from fastnn.optim import state_rows
 
 
@@ -33,7 +34,8 @@ class Checkpoint:
         Early stopping's best parameters so far (empty without patience).
     fit : dict
         JSON-ready: ``fingerprint``, ``epochs_done`` (within the fit),
-        ``network_epochs``, ``history``, ``schedule``, ``early_stopping``.
+        ``network_epochs``, ``history``, ``schedule``, ``early_stopping``, and
+        from a distributed fit ``shuffle`` (each rank's shuffle generator state).
     """
 
     optimizer: str
@@ -58,7 +60,7 @@ def read_checkpoint(path):
     Returns
     -------
     stored : dict
-        The network's fields, as :func:`fastnn.io.read_network` returns them.
+        The network's fields, as :func:`fastnn.model_files.read_network` returns them.
     checkpoint : Checkpoint
     """
     stored = read_network(path)
@@ -67,7 +69,8 @@ def read_checkpoint(path):
         fail(path, "it is a model file, not a checkpoint (no optimizer state)")
     n_params, dtype = stored["params"].shape[0], stored["params"].dtype
     optimizer = extra["optimizer"]
-    if optimizer.dtype.kind != "U" or optimizer.shape != () or str(optimizer) not in codes.OPTIMIZERS:
+    if (optimizer.dtype.kind != "U" or optimizer.shape != ()
+            or str(optimizer) not in codes.OPTIMIZERS):
         fail(path, f"unknown optimizer {optimizer!r}")
     optimizer = str(optimizer)
     state, step, best = extra["state"], extra["step"], extra["best_params"]
@@ -90,7 +93,8 @@ def read_checkpoint(path):
         fail(path, f"fit progress is not valid JSON ({error})")
     expected = {"fingerprint", "epochs_done", "network_epochs", "history", "schedule",
                 "early_stopping"}
-    if not isinstance(fit, dict) or set(fit) != expected:
+    optional = {"shuffle"}  # every MPI rank's shuffle state, from fit_distributed
+    if not isinstance(fit, dict) or not expected <= set(fit) <= expected | optional:
         fail(path, f"fit progress has keys {sorted(fit) if isinstance(fit, dict) else fit!r}; "
-                   f"expected {sorted(expected)}")
+                   f"expected {sorted(expected)} (and optionally {sorted(optional)})")
     return stored, Checkpoint(optimizer, state.copy(), step.copy(), best.copy(), fit)

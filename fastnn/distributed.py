@@ -1,10 +1,14 @@
 """Data-parallel mini-batch SGD over MPI (mpi4py; ``pip install "fastnn[mpi]"``).
 
 Every rank holds its own rows (its shard; see :func:`shard`) and a copy of the
-network.  :func:`fit_distributed` keeps the copies identical:
+network.  :func:`fit_distributed` trains with the same loop as
+:meth:`fastnn.Network.fit` (:class:`fastnn.training.TrainingRun`: history,
+schedules, early stopping, callbacks, ``eval_every``, the progress bar,
+checkpoints and bit-identical resume); :class:`DistributedRun` only replaces
+the epoch step and keeps the copies identical:
 
-1. rank 0 broadcasts the initial parameters (and, with ``warm_start``, the
-   optimizer state) and a shuffle seed;
+1. rank 0 broadcasts the initial parameters (and, with ``warm_start`` or
+   ``resume``, the optimizer state) and a shuffle seed;
 2. each step, every rank takes its next local mini-batch, computes the
    gradient of its rows with the kernels (``forward``, ``output_delta``,
    ``backward``) scaled by ``1 / W`` where ``W`` is the summed weight of the
@@ -28,8 +32,10 @@ agreed by an ``Allreduce(MAX)`` once per fit.  A rank whose rows run out
 contributes a zero gradient to the remaining steps, so no rank waits forever
 and every row of every rank is visited once per epoch.  The weights ``W`` of
 all steps of an epoch are agreed by one ``Allreduce`` of a ``(steps,)`` array
-at the start of the epoch, and the epoch's loss and error by one at its end:
-each step costs exactly one collective, the gradient's.
+at the start of the epoch, and the batches' losses and errors by one at the
+end of each chunk of steps (the epoch, or ``eval_every`` steps, or a fiftieth
+of the epoch under a progress bar): each step costs exactly one collective,
+the gradient's.
 
 Shuffling
 ---------
@@ -42,6 +48,24 @@ that are random samples of the data (rows ``r::size`` of shuffled data, or
 contiguous blocks of it) that is statistically the same as a global shuffle;
 shards sorted by class are not: shuffle the data once before sharding.
 ``shuffle=False`` visits each shard in row order.
+
+Validation
+----------
+Validation runs on rank 0 and its metrics are broadcast, so every rank's
+history, schedule and early stopping agree.  ``validation_data`` is rank 0's
+(the other ranks may pass None); ``validation_split`` holds out the last rows
+of every rank's shard (``fastnn.validation.hold_out(..., "last")``), which
+rank 0 gathers once.  ``class_weight="balanced"`` counts the classes of every
+rank's rows, the held-out ones included, as ``fit`` does.
+
+Checkpoints
+-----------
+Rank 0 writes the checkpoint, with every rank's shuffle state; with
+``resume=True`` rank 0 reads it and every rank continues from it, so a job
+that lost a rank (a node died, the scheduler killed it) restarts where the
+last checkpoint left off and ends bit-identical to an uninterrupted job with
+the same ranks and thread counts.  The checkpoint names the number of ranks
+and the global rows; a job of another shape is refused.
 
 Threads
 -------
@@ -57,36 +81,30 @@ Inputs are checked on every rank and the outcome is agreed before any
 collective of the training: a bad shard on one rank raises the same
 ``ValueError``/``TypeError`` on every rank (naming the rank), instead of
 leaving the others blocked in an ``Allreduce``.  Ranks that disagree on the
-network or the settings are refused the same way.
+network or the settings are refused the same way.  A diverging epoch raises
+``DivergenceError`` on every rank.  Ctrl-C is not caught (the other ranks
+would wait forever): under ``python -m mpi4py`` it ends the job.
 """
 
 import hashlib
-import math
 import os
-import time
 import warnings
 
 import numpy as np
 
-from fastnn.history import History
-from fastnn.layout import n_units, parameter_views, workspace_block
-from fastnn.optim import step_settings
-from fastnn.schedules import as_schedule
+from fastnn.checkpoint import Checkpoint, write_checkpoint
+from fastnn.layout import parameter_views
+from fastnn.progress import Progress
 from fastnn.threads import available_threads
-from fastnn.training import DivergenceError, _EarlyStopping, evaluate
+from fastnn.training import FitPlan, TrainingRun
 from fastnn.validation import (
-    as_features,
     as_sample_weight,
-    as_targets,
     check_bool,
-    check_callbacks,
     check_choice,
-    check_clip_norm,
-    check_optimizer,
-    check_optional_int,
-    check_training,
-    check_validation_options,
-    check_verbosity,
+    class_counts,
+    class_weight_factors,
+    class_weight_table,
+    hold_out,
 )
 
 _INSTALL_HINT = ('fastnn.distributed needs mpi4py and an MPI library: pip install '
@@ -163,19 +181,27 @@ def _agree(comm, check):
     """Run ``check()`` on every rank; if it raised anywhere, raise on every rank.
 
     Returns ``check()``'s result.  The error raised is the lowest failing
-    rank's type (ValueError or TypeError), its message listing each failure
-    with its rank.
+    rank's type (ValueError, TypeError or OSError), its message listing each
+    failure with its rank.
     """
+    kinds = {"ValueError": ValueError, "TypeError": TypeError, "OSError": OSError}
     try:
         result, failure = check(), None
-    except (ValueError, TypeError) as error:
-        result, failure = None, (type(error).__name__, str(error))
+    except (ValueError, TypeError, OSError) as error:
+        kind = next(name for name, cls in kinds.items() if isinstance(error, cls))
+        result, failure = None, (kind, str(error))
     failures = comm.allgather(failure)
     if any(f is not None for f in failures):
         kind = next(f[0] for f in failures if f is not None)
         message = "; ".join(f"rank {r}: {f[1]}" for r, f in enumerate(failures) if f is not None)
-        raise (TypeError if kind == "TypeError" else ValueError)(message)
+        raise kinds[kind](message)
     return result
+
+
+def _on_rank0(comm, action):
+    """``action()`` on rank 0 only, its result broadcast; its failure raised on every rank."""
+    rank = comm.Get_rank()
+    return comm.bcast(_agree(comm, action if rank == 0 else (lambda: None)), root=0)
 
 
 def _same_everywhere(comm, what, value):
@@ -195,68 +221,42 @@ def _digest(*arrays):
 
 # ------------------------------------------------------------------ the fit
 
-class _Shard:
-    """One rank's converted rows and the buffers of its local mini-batch."""
-
-    def __init__(self, network, X, Y, weights, local_batch):
-        self.X, self.Y, self.weights = X, Y, weights
-        self.n = X.shape[0]
-        self.batch = local_batch
-        dtype = network.dtype
-        self.xbuf = np.empty((local_batch, X.shape[1]), dtype=dtype)
-        self.ybuf = np.empty((local_batch, Y.shape[1]), dtype=dtype)
-        self.wbuf = np.empty(local_batch, dtype=dtype)
-        self.acts = np.empty(local_batch * n_units(network._table), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
-
-    def step_weights(self, order, n_steps):
-        """Summed row weight of each local step's rows, float64, shape (n_steps,)."""
-        sums = np.zeros(n_steps)
-        w = self.weights[order].astype(np.float64)
-        starts = np.arange(0, self.n, self.batch)
-        sums[:starts.shape[0]] = np.add.reduceat(w, starts)
-        return sums
-
-    def gather(self, rows):
-        m = rows.shape[0]
-        np.take(self.X, rows, axis=0, out=self.xbuf[:m])
-        np.take(self.Y, rows, axis=0, out=self.ybuf[:m])
-        np.take(self.weights, rows, out=self.wbuf[:m])
-        return self.xbuf[:m], self.ybuf[:m], self.wbuf[:m]
-
-
 def _check_inputs(network, X, y, sample_weight, validation_data, rank):
-    X = as_features(X, network.sizes[0], network.dtype)
-    Y = as_targets(y, network.output, network.sizes[-1], X.shape[0], network.dtype)
-    if sample_weight is None:
-        weights = np.ones(X.shape[0], dtype=network.dtype)
-    else:
-        weights = np.asarray(sample_weight)
-        if weights.ndim != 1 or weights.shape[0] != X.shape[0]:
-            raise ValueError(f"sample_weight must have shape ({X.shape[0]},), one weight per "
-                             f"row of X; got shape {weights.shape}")
-        if weights.any():
-            weights = as_sample_weight(weights, X.shape[0], network.dtype)
-        else:
-            # a shard whose weights are all zero is legal; only all ranks' zero is not
-            weights = np.zeros(X.shape[0], dtype=network.dtype)
+    architecture = network.architecture
+    X = architecture.features(X)
+    Y = architecture.targets(y, X.shape[0])
+    # a shard whose weights are all zero is legal; only all ranks' zero is not
+    weights = as_sample_weight(sample_weight, X.shape[0], network.dtype, allow_all_zero=True)
     validation = None
     if validation_data is not None and rank == 0:
-        X_val = as_features(validation_data[0], network.sizes[0], network.dtype, name="X_val")
-        validation = (X_val, as_targets(validation_data[1], network.output, network.sizes[-1],
-                                        X_val.shape[0], network.dtype))
+        X_val = architecture.features(validation_data[0], name="X_val")
+        validation = (X_val, architecture.targets(validation_data[1], X_val.shape[0]))
     return X, Y, weights, validation
+
+
+def _local_held_count(n_rows, fraction):
+    """Rows of one shard a ``validation_split`` holds out: ``round(n · fraction)``,
+    leaving the shard at least one training row (a shard may hold out none)."""
+    n_held = int(round(n_rows * fraction))
+    if n_held >= n_rows:
+        raise ValueError(f"validation_split={fraction} of this rank's {n_rows} rows leaves "
+                         "no row for training")
+    return n_held
 
 
 def fit_distributed(network, X, y, comm=None, *, epochs=10, batch_size=32, lr=0.1,
                     momentum=0.0, nesterov=False, weight_decay=0.0, shuffle=True,
                     optimizer="sgd", betas=(0.9, 0.999), eps=1e-8, lr_schedule=None,
-                    clip_norm=None, sample_weight=None, validation_data=None, patience=None,
-                    callbacks=(), warm_start=False, verbose=0):
+                    clip_norm=None, sample_weight=None, class_weight=None,
+                    validation_data=None, validation_split=None, patience=None,
+                    eval_every=None, callbacks=(), checkpoint=None, checkpoint_every=1,
+                    resume=False, warm_start=False, progress=False, verbose=0):
     """Data-parallel mini-batch training; call it on every rank with that rank's rows.
 
     The parameters are updated in place, identically on every rank (see the
-    module docstring for the scheme).
+    module docstring for the scheme).  The options are those of
+    :meth:`fastnn.Network.fit`, with the same meanings, and must be the same
+    on every rank (the ranks refuse to start otherwise).
 
     Parameters
     ----------
@@ -270,29 +270,33 @@ def fit_distributed(network, X, y, comm=None, *, epochs=10, batch_size=32, lr=0.
         This rank's targets, as for :meth:`fastnn.Network.fit`.
     comm : mpi4py communicator, optional
         ``MPI.COMM_WORLD`` by default.
-    epochs : int, default 10
     batch_size : int, default 32
         The *global* mini-batch size, at least the number of ranks: rank ``r``
         contributes ``batch_size // size`` rows per step (one more for the
         first ``batch_size % size`` ranks).
-    lr, momentum, nesterov, weight_decay, shuffle, optimizer, betas, eps, lr_schedule, clip_norm
-        As for :meth:`fastnn.Network.fit`; the same on every rank.
     sample_weight : array-like, shape (n_r,), optional
         This rank's row weights; each global batch's loss is
         ``Σ w_i L_i / Σ w_i`` over the rows of all ranks.
+    class_weight : "balanced" or dict, optional
+        ``"balanced"`` counts the classes over every rank's rows.
     validation_data : (X_val, y_val), optional
-        Evaluated after each epoch on rank 0 (other ranks may pass None); the
-        metrics are broadcast, so every rank's history, schedule and early
-        stopping agree.
-    patience : int, optional
-        Early stopping on the validation loss; the best epoch is restored.
+        Rank 0's; evaluated there after each epoch (and every ``eval_every``
+        steps), the metrics broadcast.  Other ranks may pass None.
+    validation_split : float in (0, 1), optional
+        Each rank holds out the last rows of its shard; rank 0 gathers them.
     callbacks : sequence of callables, optional
         ``f(network, history)`` on every rank after each epoch; training stops
         when any rank's callback returns a true value.
+    checkpoint, checkpoint_every, resume
+        Rank 0 writes the checkpoint (with every rank's shuffle state) and
+        reads it back on resume; ``resume=True`` continues bit for bit.
     warm_start : bool, default False
         Keep rank 0's optimizer state of the previous fit (same optimizer).
-    verbose : int, default 0
-        1: rank 0 prints one line per epoch.
+    progress, verbose
+        Shown by rank 0 only.
+    epochs, lr, momentum, nesterov, weight_decay, shuffle, optimizer, betas, eps, lr_schedule, \
+clip_norm, patience, eval_every
+        As for :meth:`fastnn.Network.fit`.
 
     Returns
     -------
@@ -308,183 +312,275 @@ def fit_distributed(network, X, y, comm=None, *, epochs=10, batch_size=32, lr=0.
     fastnn.DivergenceError
         On every rank; the parameters are restored to the start of the epoch.
     """
+    arguments = dict(locals())  # the settings, for FitPlan; before any other name is bound
     MPI = _mpi()
     comm = _world(comm)
     rank, size = comm.Get_rank(), comm.Get_size()
+    architecture = network.architecture
+    # the validation data is rank 0's: every rank checks the options as rank 0 sees them
+    rank0_validates = comm.bcast(validation_data is not None if rank == 0 else None, root=0)
+    seen = validation_data if rank == 0 else ((None, None) if rank0_validates else None)
 
     def check_settings():
-        checked = check_training(epochs, batch_size, lr, momentum, nesterov, weight_decay,
-                                 shuffle)
-        betas_eps = check_optimizer(optimizer, momentum, nesterov, betas, eps)
-        if rank == 0:
-            check_validation_options(validation_data, None, patience, None)
-        else:
-            check_optional_int("patience", patience, 1)  # the validation data is rank 0's
-        if checked[1] < size:
-            raise ValueError(f"batch_size={checked[1]} is the global batch size and must be at "
-                             f"least the number of ranks ({size})")
-        return (checked, betas_eps, check_clip_norm(clip_norm), check_callbacks(callbacks),
-                check_bool("warm_start", warm_start), check_verbosity(False, verbose)[1])
+        plan = FitPlan.from_arguments(arguments, validation_data=seen)
+        if plan.batch_size < size:
+            raise ValueError(f"batch_size={plan.batch_size} is the global batch size and must "
+                             f"be at least the number of ranks ({size})")
+        # the class names and the output kind, before any row is counted
+        class_weight_table(class_weight, architecture.output, architecture.sizes[-1])
+        return plan, check_bool("warm_start", warm_start)
 
-    (settings_checked, (betas_, eps_), clip, callbacks_, warm, verbose_) = _agree(
-        comm, check_settings)
-    epochs_, batch_, lr_, momentum_, nesterov_, decay_, shuffle_ = settings_checked
-    # every rank sees every rank's values, so all of them raise or none does
+    plan, warm = _agree(comm, check_settings)
+    # every rank sees every rank's values, so all of them raise or none does; a
+    # schedule is compared by its kind (a function's repr names its address)
+    settings = {key: value for key, value in plan.fingerprint(None, None, None).items()
+                if key != "schedule"}
     _same_everywhere(comm, "the network or the training settings",
-                     (network.sizes, network.activation, network.output, network.dtype.name,
-                      epochs_, batch_, lr_, momentum_, nesterov_, decay_, shuffle_, optimizer,
-                      betas_, eps_, clip, patience, warm, type(lr_schedule).__name__))
+                     (architecture.fields(), settings, plan.epochs, plan.checkpoint_every,
+                      plan.resume, plan.validation_split, repr(class_weight), warm,
+                      type(plan.schedule).__name__))
     X, Y, weights, validation = _agree(
         comm, lambda: _check_inputs(network, X, y, sample_weight, validation_data, rank))
+
+    if class_weight is not None:
+        counts = None
+        if isinstance(class_weight, str):
+            counts = class_counts(architecture.output, Y)
+            comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+        table = class_weight_table(class_weight, architecture.output, architecture.sizes[-1],
+                                   counts)
+        # the product in float64, rounded once, as in-memory fit does
+        weights = (weights * class_weight_factors(None, architecture.output, Y,
+                                                  table=table)).astype(network.dtype)
+    if plan.validation_split is not None:
+        X, Y, weights, validation = _split_shards(comm, X, Y, weights, plan.validation_split)
     if comm.allreduce(float(weights.sum(dtype=np.float64)), op=MPI.SUM) == 0:
         raise ValueError("sample_weight is zero for every row of every rank; nothing would be "
                          "learned")
 
-    local_batch = batch_ // size + (1 if rank < batch_ % size else 0)
-    data = _Shard(network, X, Y, weights, local_batch)
-    n_steps = comm.allreduce(-(-data.n // local_batch), op=MPI.MAX)
-    total_rows = comm.allreduce(data.n, op=MPI.SUM)
-
-    # one starting point: rank 0's parameters (and optimizer state when warm-starting)
-    state, step = network._optimizer_buffers(optimizer, warm)
-    comm.Bcast(network.params, root=0)
-    comm.Bcast(state, root=0)
-    comm.Bcast(step, root=0)
-    seed = int(network._shuffle_rng.integers(2**63))  # every rank advances its own generator
+    seed = int(network.training_state.rng.integers(2**63))  # every rank advances its own
     seed = comm.bcast(seed, root=0)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
-
-    run = _DistributedRun(network, comm, data, state, step, n_steps, total_rows, validation,
-                          rng)
-    return run.fit(epochs_, lr_, momentum_, nesterov_, decay_, shuffle_, optimizer, betas_,
-                   eps_, clip, as_schedule(lr_schedule), patience, callbacks_, verbose_)
+    with network.thread_scope():
+        run = DistributedRun(network, comm, X, Y, weights, validation, plan, warm, seed)
+        return run.run()
 
 
-class _DistributedRun:
-    """The buffers and the per-step loop of one :func:`fit_distributed` call."""
+def _split_shards(comm, X, Y, weights, fraction):
+    """Hold out the last rows of every shard; rank 0 gathers them as the validation set.
 
-    def __init__(self, network, comm, data, state, step, n_steps, total_rows, validation,
-                 rng):
-        self.net, self.comm, self.data = network, comm, data
-        self.state, self.step = state, step
-        self.n_steps = n_steps
-        self.total_rows = total_rows
-        self.validation = validation
-        self.rng = rng
-        self.kernels = network._kernels()
-        self.grad = np.empty_like(network.params)
-        self.grad_weights = parameter_views(self.grad, network._table)[0]
-        self.stats = np.empty((n_steps, 2))  # local Σ w·loss, Σ w·error per step
-        self.history = History()
-        self.MPI = _mpi()
+    Returns
+    -------
+    X, Y, weights : this rank's training rows
+    validation : (X_val, Y_val) on rank 0, None elsewhere
+    """
+    MPI = _mpi()
+    n = X.shape[0]
+    n_held = _agree(comm, lambda: _local_held_count(n, fraction))
+    total = comm.allreduce(n_held, op=MPI.SUM)
+    if total == 0:
+        raise ValueError(f"validation_split={fraction} holds out no row of any rank (each "
+                         "shard holds out round(rows · fraction) of its last rows); give a "
+                         "larger fraction or validation_data")
+    train, held = hold_out(n, n_held, "last") if n_held else (slice(0, n), slice(n, n))
+    parts = comm.gather((X[held], Y[held]), root=0)
+    validation = None
+    if comm.Get_rank() == 0:
+        validation = (np.concatenate([part[0] for part in parts]),
+                      np.concatenate([part[1] for part in parts]))
+    return X[train], Y[train], weights[train], validation
 
-    def _epoch(self, settings, decay, shuffle):
-        """One epoch; returns the global (Σ w·loss, Σ w·error, Σ w)."""
-        net, data, kernels, comm, MPI = self.net, self.data, self.kernels, self.comm, self.MPI
-        last = len(net.sizes) - 2
-        order = self.rng.permutation(data.n) if shuffle else np.arange(data.n)
+
+class DistributedRun(TrainingRun):
+    """The training loop of :mod:`fastnn.training` with the gradients of MPI ranks summed.
+
+    It overrides the epoch step (a Python loop over the steps: local
+    gradient, one in-place ``Allreduce``, the same optimizer step on every
+    rank), the finite check (agreed by every rank), validation (on rank 0,
+    broadcast), the callbacks' stop (any rank), the progress display (rank
+    0), and the checkpoint (written and read by rank 0, with every rank's
+    shuffle state).
+
+    Parameters
+    ----------
+    network : fastnn.Network
+    comm : mpi4py communicator
+    X, Y, weights : this rank's converted rows, dense targets and row weights
+    validation : (X_val, Y_val) on rank 0, or None
+    plan : fastnn.training.FitPlan
+    warm_start : bool
+    seed : int
+        The shuffle seed rank 0 drew; each rank spawns its own generator from it.
+    """
+
+    handles_interrupt = False
+
+    def __init__(self, network, comm, X, Y, weights, validation, plan, warm_start, seed):
+        self.comm, self.MPI = comm, _mpi()
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self.rank,)))
+        self._n_validation = comm.bcast(
+            None if validation is None else validation[0].shape[0], root=0)
+        self.total_rows = comm.allreduce(X.shape[0], op=self.MPI.SUM)
+        # a progress bar makes the steps come in chunks, so every rank must chunk the
+        # same way whether or not it shows one (only rank 0 does)
+        self._rank0_progress = comm.bcast(plan.progress if self.rank == 0 else None, root=0)
+        super().__init__(network, X, Y, weights, validation, plan, warm_start)
+        # one starting point: rank 0's parameters and optimizer state (its checkpoint's,
+        # when resuming, which every rank applied already)
+        for array in self.state.arrays():
+            comm.Bcast(array, root=0)
+        self.local_stats = np.zeros((self.n_batches, 2))  # local Σ w·loss, Σ w·error per step
+        self.grad_weights = parameter_views(self.grad, self.architecture.table)[0]
+        # AdamW decays the weights in its step; SGD and Adam put λW into the gradient
+        self.decay = network.dtype.type(0 if plan.optimizer == "adamw" else plan.weight_decay)
+
+    # ------------------------------------------------------------ what the ranks share
+
+    @property
+    def shuffle_rng(self):
+        return self._rng
+
+    @property
+    def has_validation(self):
+        return self._n_validation is not None
+
+    def _batching(self, n_rows):
+        size, batch = self.size, self.plan.batch_size
+        local = batch // size + (1 if self.rank < batch % size else 0)
+        n_steps = self.comm.allreduce(-(-n_rows // local), op=self.MPI.MAX)
+        return local, n_steps
+
+    def _fingerprint(self):
+        fingerprint = self.plan.fingerprint(self.total_rows, self.X.shape[1],
+                                            self._n_validation or 0)
+        return fingerprint | {"ranks": self.size}
+
+    def _params_finite(self):
+        return self.comm.allreduce(super()._params_finite(), op=self.MPI.LAND)
+
+    def _evaluate(self):
+        metrics = super()._evaluate() if self.rank == 0 else None
+        return self.comm.bcast(metrics, root=0)
+
+    def _epoch_record(self, lr, elapsed):
+        # rank 0's clock, so that every rank's history is the same
+        return super()._epoch_record(lr, self.comm.bcast(elapsed, root=0))
+
+    def _callbacks_stop(self):
+        return self.comm.allreduce(super()._callbacks_stop(), op=self.MPI.LOR)
+
+    def _chunk_batches(self):
+        if self.plan.eval_every is not None:
+            return self.plan.eval_every
+        if self._rank0_progress:
+            return max(1, -(-self.n_batches // 50))
+        return self.n_batches
+
+    def _progress(self):
+        shown = self.rank == 0
+        return Progress(self.plan.progress and shown, self.plan.verbose if shown else 0,
+                        self.n_batches, self.plan.epochs)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _checkpoint_exists(self):
+        return self.comm.bcast(os.path.exists(self.plan.checkpoint) if self.rank == 0 else None,
+                               root=0)
+
+    def _read_checkpoint(self):
+        return _on_rank0(self.comm, super()._read_checkpoint)
+
+    def _resume_shuffle(self, states):
+        if states is None or len(states) != self.size:
+            raise ValueError(f"cannot resume from {self.plan.checkpoint}: it holds no shuffle "
+                             f"state for each of the {self.size} ranks")
+        self._rng.bit_generator.state = states[self.rank]
+
+    def _progress_record(self, epochs_done):
+        record = super()._progress_record(epochs_done)
+        record["shuffle"] = self.comm.allgather(self._rng.bit_generator.state)
+        return record
+
+    def _write_checkpoint(self, epochs_done):
+        record = self._progress_record(epochs_done)  # a collective: every rank takes part
+        early = self.early
+        best = (early.best_params if early is not None and early.best_epoch is not None
+                else np.empty(0, dtype=self.net.dtype))
+
+        def write():
+            write_checkpoint(self.plan.checkpoint, self.net,
+                             Checkpoint(self.plan.optimizer, self.moments, self.step, best,
+                                        record))
+
+        _on_rank0(self.comm, write)
+
+    # ------------------------------------------------------------ one epoch
+
+    def _train_epoch(self, settings, progress):
+        comm, MPI = self.comm, self.MPI
+        n = self.X.shape[0]
+        order = self.shuffle_rng.permutation(n) if self.plan.shuffle else np.arange(n)
         # each step's global batch weight W: one collective for the whole epoch
-        totals = data.step_weights(order, self.n_steps)
+        totals = np.zeros(self.n_batches)
+        w = self.weights[order].astype(np.float64)
+        starts = np.arange(0, n, self.batch)
+        totals[:starts.shape[0]] = np.add.reduceat(w, starts)
         comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
-        no_decay = net.dtype.type(0)
-        self.stats[...] = 0.0
-        for s in range(self.n_steps):
-            if totals[s] == 0:
-                continue  # no rank has weight in this step: no step, as fit does
-            rows = order[s * data.batch:(s + 1) * data.batch]
-            m = rows.shape[0]
-            xb, yb, wb = data.gather(rows)
-            if m and wb.any():
-                kernels.forward(net.params, net._table, net._hidden, xb, data.acts)
-                Z = workspace_block(data.acts, net._table, last, m)
-                self.stats[s, 0] = kernels.output_delta(
-                    net._output_code, Z, yb, wb, net.dtype.type(1.0 / totals[s]),
-                    workspace_block(data.deltas, net._table, last, m))
-                self.stats[s, 1] = kernels.error_count(net._output_code, Z, yb, wb)
-                # λW is added once, after the sum, not once per rank
-                kernels.backward(net.params, net._table, net._hidden, xb, data.acts,
-                                 data.deltas, no_decay, self.grad)
-            else:
-                self.grad[...] = 0  # this rank's rows ran out: it adds nothing
-            comm.Allreduce(MPI.IN_PLACE, self.grad, op=MPI.SUM)
-            if decay:
-                for gradient, weights in zip(self.grad_weights, net.weights):
-                    gradient += decay * weights
-            kernels.optimizer_step(net.params, self.grad, self.state, net._table, settings,
-                                   self.step)
-        sums = np.array([self.stats[:, 0].sum(), self.stats[:, 1].sum()])
-        comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        return sums[0], sums[1], float(totals.sum())
+        self.local_stats[...] = 0.0
+        first = 0
+        while first < self.n_batches:
+            last = self._chunk_end(first, self.n_batches)
+            for s in range(first, last):
+                self._step(s, order, totals[s], settings)
+            # the chunk's losses and errors over every rank: one small collective
+            sums = self.local_stats[first:last].copy()
+            comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+            W = totals[first:last]
+            safe = np.where(W > 0, W, 1.0)
+            stats = self.batch_stats[first:last]
+            stats[:, 0] = np.where(W > 0, sums[:, 0] / safe, 0.0)
+            stats[:, 1] = np.where(W > 0, sums[:, 1] / safe, 0.0)
+            stats[:, 2] = W
+            self._batches_done(first, last, progress)
+            first = last
+        self._keep_in_sync()
 
-    def _in_sync(self):
-        """Whether every rank holds the same parameters and optimizer state, bit for bit.
+    def _step(self, s, order, total, settings):
+        """Global step ``s``: this rank's gradient, summed over the ranks, one update."""
+        if total == 0:
+            return  # no rank has weight in this step: no step, as fit does
+        net, arch, ws, kernels = self.net, self.architecture, self.workspace, self.kernels
+        rows = order[s * self.batch:(s + 1) * self.batch]
+        m = rows.shape[0]
+        xb, yb, wb = ws.gather(self.X, self.Y, self.weights, rows)
+        if m and wb.any():
+            kernels.forward(net.params, arch.table, arch.hidden, xb, ws.acts)
+            Z = ws.logits(m)
+            self.local_stats[s, 0] = kernels.output_delta(
+                arch.output_code, Z, yb, wb, net.dtype.type(1.0 / total), ws.output_deltas(m))
+            self.local_stats[s, 1] = kernels.error_count(arch.output_code, Z, yb, wb)
+            # λW is added once, after the sum, not once per rank
+            kernels.backward(net.params, arch.table, arch.hidden, xb, ws.acts, ws.deltas,
+                             net.dtype.type(0), self.grad)
+        else:
+            self.grad[...] = 0  # this rank's rows ran out: it adds nothing
+        self.comm.Allreduce(self.MPI.IN_PLACE, self.grad, op=self.MPI.SUM)
+        if self.decay:
+            for gradient, weights in zip(self.grad_weights, net.weights):
+                gradient += self.decay * weights
+        kernels.optimizer_step(net.params, self.grad, self.moments, arch.table, settings,
+                               self.step)
+
+    def _keep_in_sync(self):
+        """Check that every rank holds the same parameters and optimizer state, bit for bit.
 
         MPI does not promise that a sum reduces in the same order on every rank;
         Open MPI's algorithms do, but a cluster's tuned collectives might not.
         """
-        digests = self.comm.allgather(_digest(self.net.params, self.state))
-        return all(d == digests[0] for d in digests)
-
-    def fit(self, epochs, lr, momentum, nesterov, weight_decay, shuffle, optimizer, betas, eps,
-            clip_norm, schedule, patience, callbacks, verbose):
-        net, comm, history, MPI = self.net, self.comm, self.history, self.MPI
-        rank = comm.Get_rank()
-        early = (_EarlyStopping(patience, net.params.size, net.dtype) if patience else None)
-        # AdamW decays the weights in its step; SGD and Adam put λW into the gradient
-        decay = net.dtype.type(0 if optimizer == "adamw" else weight_decay)
-        with net._threads():
-            for epoch_in_fit in range(epochs):
-                epoch = net._epochs_done
-                lr_now = schedule.lr_at(epoch_in_fit, lr)
-                settings = step_settings(net.dtype, optimizer, lr_now, momentum, nesterov,
-                                         weight_decay, betas, eps, clip_norm)
-                saved = (net.params.copy(), self.state.copy(), self.step.copy())
-                started = time.perf_counter()
-                loss_sum, error_sum, weight = self._epoch(settings, decay, shuffle)
-                elapsed = time.perf_counter() - started
-                record = {"loss": loss_sum / weight}
-                if net.output != "identity":
-                    record["error"] = error_sum / weight
-                finite = comm.allreduce(bool(np.isfinite(net.params).all()), op=MPI.LAND)
-                if not (math.isfinite(record["loss"]) and finite):
-                    net.params[...], self.state[...], self.step[...] = saved
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch} (the loss or a parameter became "
-                        f"NaN or infinite) with learning rate {lr_now:.3g}; the parameters are "
-                        "restored to the start of that epoch. Try a smaller learning rate (or "
-                        "clip_norm, or a smaller weight_decay/momentum).", epoch, history)
-                if not self._in_sync():
-                    warnings.warn("the ranks' parameters drifted apart (this MPI's Allreduce "
-                                  "does not give every rank the same sum); re-synchronised "
-                                  "from rank 0", RuntimeWarning, stacklevel=3)
-                    comm.Bcast(net.params, root=0)
-                    comm.Bcast(self.state, root=0)
-                if rank == 0:
-                    if self.validation is not None:
-                        record.update(evaluate(net, *self.validation))
-                    record["lr"] = lr_now
-                    record["time"] = elapsed
-                record = comm.bcast(record if rank == 0 else None, root=0)
-                history.record(epoch, **record)
-                net._epochs_done += 1
-                if verbose and rank == 0:
-                    shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items())
-                    print(f"epoch {epoch_in_fit + 1}/{epochs}  {shown}", flush=True)
-                schedule.observe(record.get("val_loss", record["loss"]))
-                stop = None
-                if early is not None and early.update(record["val_loss"], epoch, net.params):
-                    stop = "early_stopping"
-                local_stop = False
-                for callback in callbacks:
-                    hook = getattr(callback, "on_epoch_end", None)
-                    result = hook(net, history) if hook is not None else callback(net, history)
-                    local_stop = local_stop or bool(result)
-                if comm.allreduce(local_stop, op=MPI.LOR):
-                    stop = stop or "callback"
-                if stop:
-                    history.stop_reason = stop
-                    break
-        if early is not None and early.best_epoch is not None:
-            net.params[...] = early.best_params
-            history.best_epoch = early.best_epoch
-        return history
+        digests = self.comm.allgather(_digest(*self.state.arrays()))
+        if any(d != digests[0] for d in digests):
+            warnings.warn("the ranks' parameters drifted apart (this MPI's Allreduce does not "
+                          "give every rank the same sum); re-synchronised from rank 0",
+                          RuntimeWarning, stacklevel=2)
+            for array in self.state.arrays():
+                self.comm.Bcast(array, root=0)

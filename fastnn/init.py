@@ -1,4 +1,4 @@
-"""Random initial weights (SPEC section 5): never all-zero, reproducible from a seed.
+"""Random initial weights (docs/design.md, section 5): never all-zero, reproducible from a seed.
 
 He for relu/leaky_relu layers, Glorot (Xavier) for sigmoid/tanh/identity layers
 and for the output layer, biases 0.  ``"torch"`` reproduces PyTorch's

@@ -1,45 +1,27 @@
 """The :class:`Network`: owns the flat buffers, checks input, calls one backend."""
 
-import time
 
 import numpy as np
 
-from fastnn import codes, metrics, reference
-from fastnn import io as model_io
+from fastnn import evaluation, metrics, model_files, reference
+from fastnn.architecture import Architecture
 from fastnn.init import SCHEMES, initialize
-from fastnn.layout import layer_table, n_params, n_units, parameter_views, workspace_block
-from fastnn.optim import new_state
-from fastnn.schedules import as_schedule
+from fastnn.layout import parameter_views
 from fastnn.streaming import fit_streamed, is_out_of_core
 from fastnn.threads import available_threads, thread_scope
 from fastnn.training import FitPlan, run_fit
+from fastnn.training_state import TrainingState
 from fastnn.validation import (
     BACKENDS,
-    as_features,
     as_sample_weight,
-    as_targets,
-    check_activation,
     check_bool,
-    check_callbacks,
-    check_checkpoint,
     check_choice,
-    check_clip_norm,
-    check_dtype,
     check_n_threads,
-    check_optimizer,
-    check_output,
     check_real,
     check_seed,
-    check_sizes,
-    check_training,
-    check_validation_options,
-    check_verbosity,
     class_weight_factors,
     split_validation,
 )
-
-#: rows per forward call when predicting: bounds the workspace, not the data
-CHUNK_ROWS = 4096
 
 
 class Network:
@@ -75,32 +57,63 @@ class Network:
         Writable views ``W_l`` of shape ``(d_l, d_{l-1})`` into ``params``.
     biases : list of ndarray
         Writable views ``b_l`` of shape ``(d_l,)`` into ``params``.
+    architecture : fastnn.architecture.Architecture
+        The checked sizes, activations, output and dtype, with the codes and
+        layer table the kernels take (the training code's view of the network).
+    training_state : fastnn.training_state.TrainingState
+        The parameters, shuffle generator, epochs trained and the optimizer
+        state kept for warm starts.
     """
 
     def __init__(self, sizes, activation="relu", output="softmax", dtype="float32", seed=0,
                  backend="numba", n_threads=None, init="auto"):
-        sizes = check_sizes(sizes)
-        self.activation, self._hidden = check_activation(activation, len(sizes) - 2)
-        self.output = check_output(output, sizes[-1])
-        self.dtype = check_dtype(dtype)
+        architecture = Architecture(sizes, activation, output, dtype)
         self.seed = check_seed(seed)
         self.init = check_choice("init", init, SCHEMES)
         self.backend = backend
         self.n_threads = n_threads
-        self.sizes = sizes
-        self._output_code = codes.OUTPUTS[self.output]
-        self._table = layer_table(sizes)
-        self.params = np.zeros(n_params(self._table), dtype=self.dtype)
-        self.weights, self.biases = parameter_views(self.params, self._table)
+        self.architecture = architecture
+        params = architecture.new_params()
         seeds = np.random.SeedSequence(self.seed)
         if self.seed is None:
             self.seed = seeds.entropy  # the fresh entropy drawn, so the run can be repeated
         init_seed, shuffle_seed = seeds.spawn(2)
-        initialize(self.params, self._table, self._hidden, self.init,
+        initialize(params, architecture.table, architecture.hidden, self.init,
                    np.random.default_rng(init_seed))
-        self._shuffle_rng = np.random.default_rng(shuffle_seed)
-        self._epochs_done = 0
-        self._optimizer = None  # (name, state, step) kept for warm starts
+        self.training_state = TrainingState(params, np.random.default_rng(shuffle_seed))
+        self.weights, self.biases = parameter_views(params, architecture.table)
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def params(self):
+        """Every weight and bias in one flat C-contiguous buffer, shape (n_params,).
+
+        Assigning to it copies the values into the buffer (``net.params += d``
+        works), so ``weights`` and ``biases`` stay views of it.
+        """
+        return self.training_state.params
+
+    @params.setter
+    def params(self, values):
+        buffer = self.training_state.params
+        if values is buffer:
+            return  # an in-place operator (+=) already wrote the buffer
+        values = np.asarray(values)
+        if values.shape != buffer.shape:
+            raise ValueError(f"params must have shape {buffer.shape}, one value per weight and "
+                             f"bias; got shape {values.shape}")
+        buffer[...] = values
+
+    # the description, read from the architecture (read-only: a network keeps its shape)
+    sizes = property(lambda self: self.architecture.sizes,
+                     doc="Layer widths ``(d_0, ..., d_L)``.")
+    activation = property(lambda self: self.architecture.activation,
+                          doc="Hidden activation names, one per hidden layer.")
+    output = property(lambda self: self.architecture.output,
+                      doc='``"softmax"``, ``"sigmoid"`` or ``"identity"``.')
+    dtype = property(lambda self: self.architecture.dtype,
+                     doc="The parameters' ``numpy.dtype`` (float32 or float64).")
 
     # ------------------------------------------------------------ settings
 
@@ -122,53 +135,28 @@ class Network:
     def n_threads(self, value):
         self._n_threads = check_n_threads(value, available_threads())
 
-    def _kernels(self):
+    @property
+    def kernels(self):
+        """The backend module that runs the kernel contract: :mod:`fastnn.kernels` (numba)
+        or :mod:`fastnn.reference` (numpy)."""
         if self._backend == "numpy":
             return reference
         from fastnn import kernels  # imported on first use: it loads Numba's compiled code
         return kernels
 
-    def _threads(self):
+    def thread_scope(self):
+        """A context manager: this network's thread count, owned by its backend's engine."""
         return thread_scope(self._n_threads, self._backend)
 
     # ------------------------------------------------------------ helpers
 
-    def _workspace(self, rows):
-        return np.empty(rows * n_units(self._table), dtype=self.dtype)
-
-    def _logits_in_chunks(self, X):
-        """Yield ``(start, X_chunk, Z_chunk)``: logits of consecutive row blocks of ``X``."""
-        kernels = self._kernels()
-        capacity = min(X.shape[0], CHUNK_ROWS)
-        acts = self._workspace(capacity)
-        last = len(self.sizes) - 2
-        for start in range(0, X.shape[0], capacity):
-            X_chunk = X[start:start + capacity]
-            kernels.forward(self.params, self._table, self._hidden, X_chunk, acts)
-            yield start, X_chunk, workspace_block(acts, self._table, last, X_chunk.shape[0])
-
     def _features(self, X):
-        return as_features(X, self.sizes[0], self.dtype)
+        return self.architecture.features(X)
 
     def _targets(self, y, n_rows):
-        return as_targets(y, self.output, self.sizes[-1], n_rows, self.dtype)
+        return self.architecture.targets(y, n_rows)
 
     # ------------------------------------------------------------ inference
-
-    def _outputs_and_loss(self, X, Y, weights=None):
-        """Outputs ``A_L`` and the (weighted) mean loss of converted arrays.
-
-        Runs under the caller's thread scope.
-        """
-        kernels = self._kernels()
-        A = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        weights = np.ones(X.shape[0], dtype=self.dtype) if weights is None else weights
-        total = 0.0
-        for start, X_chunk, Z in self._logits_in_chunks(X):
-            rows = slice(start, start + X_chunk.shape[0])
-            total += kernels.loss_sum(self._output_code, Z, Y[rows], weights[rows])
-            kernels.output_activation(self._output_code, Z, A[rows])
-        return A, total / float(weights.sum(dtype=np.float64))
 
     def forward(self, X):
         """Output activations ``A_L``.
@@ -182,13 +170,8 @@ class Network:
         ndarray, shape (n, d_L), of the network's dtype
         """
         X = self._features(X)
-        A = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        kernels = self._kernels()
-        with self._threads():
-            for start, X_chunk, Z in self._logits_in_chunks(X):
-                kernels.output_activation(self._output_code, Z,
-                                          A[start:start + X_chunk.shape[0]])
-        return A
+        with self.thread_scope():
+            return evaluation.outputs(self, X)
 
     def predict_proba(self, X):
         """Probabilities: the softmax or sigmoid outputs, shape (n, d_L)."""
@@ -221,8 +204,8 @@ class Network:
         Y = self._targets(y, X.shape[0])
         weights = None if sample_weight is None else as_sample_weight(
             sample_weight, X.shape[0], self.dtype)
-        with self._threads():
-            return self._outputs_and_loss(X, Y, weights)[1]
+        with self.thread_scope():
+            return evaluation.outputs_and_loss(self, X, Y, weights)[1]
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (softmax, sigmoid: every label of a row right) or R² (identity),
@@ -261,28 +244,19 @@ class Network:
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         n = X.shape[0]
-        kernels = self._kernels()
-        acts, deltas = self._workspace(n), self._workspace(n)
+        architecture, kernels = self.architecture, self.kernels
+        workspace = architecture.workspace(n)
         grad = np.empty_like(self.params)
-        last = len(self.sizes) - 2
-        with self._threads():
-            kernels.forward(self.params, self._table, self._hidden, X, acts)
-            kernels.output_delta(self._output_code, workspace_block(acts, self._table, last, n),
-                                 Y, weights,
+        with self.thread_scope():
+            kernels.forward(self.params, architecture.table, architecture.hidden, X,
+                            workspace.acts)
+            kernels.output_delta(architecture.output_code, workspace.logits(n), Y, weights,
                                  self.dtype.type(1.0 / weights.sum(dtype=np.float64)),
-                                 workspace_block(deltas, self._table, last, n))
-            kernels.backward(self.params, self._table, self._hidden, X, acts, deltas,
-                             self.dtype.type(weight_decay), grad)
+                                 workspace.output_deltas(n))
+            kernels.backward(self.params, architecture.table, architecture.hidden, X,
+                             workspace.acts, workspace.deltas, self.dtype.type(weight_decay),
+                             grad)
         return grad
-
-    def _optimizer_buffers(self, optimizer, warm_start):
-        """Optimizer state and step counter: the previous fit's when warm-starting
-        with the same optimizer, else fresh zeros."""
-        if warm_start and self._optimizer is not None and self._optimizer[0] == optimizer:
-            return self._optimizer[1], self._optimizer[2]
-        state, step = new_state(optimizer, self.params.size, self.dtype)
-        self._optimizer = (optimizer, state, step)
-        return state, step
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.1, momentum=0.0, nesterov=False,
             weight_decay=0.0, shuffle=True, *, optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
@@ -322,7 +296,7 @@ class Network:
         shuffle : bool, default True
             A fresh permutation each epoch (from the network's seed), else row order.
         optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-            PyTorch's formulas (SPEC section 4).
+            PyTorch's formulas (docs/design.md, section 4).
         betas : (float, float), default (0.9, 0.999)
             Adam's moment decay rates.
         eps : float, default 1e-8
@@ -384,26 +358,11 @@ class Network:
             The loss or a parameter became non-finite; the parameters are
             restored to the start of the diverging epoch.
         """
-        epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle = check_training(
-            epochs, batch_size, lr, momentum, nesterov, weight_decay, shuffle)
-        betas, eps = check_optimizer(optimizer, momentum, nesterov, betas, eps)
-        validation_split, patience, eval_every = check_validation_options(
-            validation_data, validation_split, patience, eval_every)
-        checkpoint, checkpoint_every, resume = check_checkpoint(checkpoint, checkpoint_every,
-                                                                resume)
-        progress, verbose = check_verbosity(progress, verbose)
-        plan = FitPlan(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                       optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov,
-                       weight_decay=weight_decay, betas=betas, eps=eps,
-                       clip_norm=check_clip_norm(clip_norm), schedule=as_schedule(lr_schedule),
-                       patience=patience, eval_every=eval_every,
-                       callbacks=check_callbacks(callbacks), checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, resume=resume, progress=progress,
-                       verbose=verbose)
+        plan = FitPlan.from_arguments(locals())
         warm_start = check_bool("warm_start", warm_start)
         if block_rows is not None or is_out_of_core(X):
             return fit_streamed(self, X, y, sample_weight, class_weight, validation_data,
-                                validation_split, plan, warm_start, block_rows)
+                                plan.validation_split, plan, warm_start, block_rows)
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
@@ -411,10 +370,11 @@ class Network:
         if factors is not None:
             weights = (weights * factors).astype(self.dtype)
         validation = None
-        if validation_split is not None:
-            (X, Y, weights), validation = split_validation(X, Y, weights, validation_split)
+        if plan.validation_split is not None:
+            (X, Y, weights), validation = split_validation(X, Y, weights,
+                                                           plan.validation_split)
         elif validation_data is not None:
-            X_val = as_features(validation_data[0], self.sizes[0], self.dtype, name="X_val")
+            X_val = self.architecture.features(validation_data[0], name="X_val")
             validation = (X_val, self._targets(validation_data[1], X_val.shape[0]))
         return run_fit(self, X, Y, weights, validation, plan, warm_start)
 
@@ -438,7 +398,7 @@ class Network:
 
     def save(self, path):
         """Write the network to ``path`` as ``.npz`` (no pickle), atomically."""
-        model_io.save_network(self, path)
+        model_files.save_network(self, path)
 
     @classmethod
     def load(cls, path, backend="numba", n_threads=None):
@@ -451,12 +411,12 @@ class Network:
         backend, n_threads
             Run-time settings (not stored in the file).
         """
-        stored = model_io.read_network(path)
+        stored = model_files.read_network(path)
         network = cls(stored["sizes"], activation=stored["activation"], output=stored["output"],
                       dtype=stored["dtype"], seed=None, backend=backend, n_threads=n_threads,
                       init=stored["init"] if stored["init"] in SCHEMES else "auto")
         network.params[...] = stored["params"]
-        network._shuffle_rng.bit_generator.state = stored["rng_state"]
+        network.training_state.rng_state = stored["rng_state"]
         return network
 
     # ------------------------------------------------------------ misc
@@ -464,13 +424,18 @@ class Network:
     def __getstate__(self):
         # weights/biases are views into params: pickled as they are, they would
         # come back as separate copies that training never touches
-        state = self.__dict__.copy()
-        del state["weights"], state["biases"]
-        return state
+        return {"architecture": self.architecture.fields(), "seed": self.seed,
+                "init": self.init, "backend": self._backend, "n_threads": self._n_threads,
+                "training_state": self.training_state.to_dict()}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.weights, self.biases = parameter_views(self.params, self._table)
+        self.architecture = Architecture(**state["architecture"])
+        self.seed, self.init = state["seed"], state["init"]
+        # run-time settings as they were (not re-checked: this machine may have
+        # fewer threads; the setters check the next assignment)
+        self._backend, self._n_threads = state["backend"], state["n_threads"]
+        self.training_state = TrainingState.from_dict(state["training_state"])
+        self.weights, self.biases = parameter_views(self.params, self.architecture.table)
 
     @property
     def n_params(self):

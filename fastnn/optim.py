@@ -3,7 +3,7 @@
 The kernels receive every hyperparameter of a step in one
 :class:`StepSettings` named tuple (Numba compiles named tuples as plain
 structs), with every real number already cast to the network's dtype, so that
-no call compiles a new specialisation (DESIGN rule 4).  Optimizer state lives
+no call compiles a new specialisation (docs/design.md, rule 4).  Optimizer state lives
 in one ``(rows, n_params)`` array beside the parameters: SGD keeps its
 velocity in row 0, Adam/AdamW their first and second moments in rows 0 and 1.
 """

@@ -3,7 +3,7 @@
 Every function here has the same name and signature as its twin in
 :mod:`fastnn.kernels`; the parity tests call both on the same buffers.  This
 module is written to be obviously right, not fast: each line is one formula of
-SPEC sections 1-4.
+docs/design.md, sections 1-4.
 
 Shared conventions (both backends)
 ----------------------------------
@@ -26,7 +26,6 @@ from scipy.special import expit
 
 from fastnn import codes
 from fastnn.layout import parameter_views, workspace_block
-
 
 # ---------------------------------------------------------------- activations
 
@@ -65,7 +64,7 @@ def _softmax(Z):
 
 
 def _row_losses(output, Z, Y):
-    """Loss of each row, from the logits, in float64 (SPEC section 2)."""
+    """Loss of each row, from the logits, in float64 (docs/design.md, section 2)."""
     Z = Z.astype(np.float64)
     Y = Y.astype(np.float64)
     if output == codes.OUT_SOFTMAX:
@@ -231,7 +230,7 @@ def clip_gradient(grad, clip_norm):
 
 
 def optimizer_step(params, grad, state, table, settings, step):
-    """One in-place optimizer step (SPEC section 4), PyTorch's formulas.
+    """One in-place optimizer step (docs/design.md, section 4), PyTorch's formulas.
 
     Parameters
     ----------

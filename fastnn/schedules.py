@@ -13,6 +13,8 @@ Pass one as ``Network.fit(..., lr_schedule=...)``; any callable
 import copy
 import math
 
+from fastnn.validation import check_int, check_real
+
 
 class Schedule:
     """Base class: a constant learning rate."""
@@ -40,31 +42,12 @@ class ConstantLR(Schedule):
     """The base learning rate every epoch."""
 
 
-def _positive(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return value
-
-
-def _fraction(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number in (0, 1); got {value!r}")
-    return value
-
-
-def _count(name, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
-
-
 class StepLR(Schedule):
     """``base · gamma^(epoch // step_size)``: decay by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, step_size, gamma=0.1):
-        self.step_size = _count("step_size", step_size, 1)
-        self.gamma = _positive("gamma", gamma)
+        self.step_size = check_int("step_size", step_size, minimum=1)
+        self.gamma = check_real("gamma", gamma, minimum=0, min_inclusive=False)
 
     def lr_at(self, epoch, base_lr):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -74,7 +57,7 @@ class ExponentialLR(Schedule):
     """``base · gamma^epoch``."""
 
     def __init__(self, gamma):
-        self.gamma = _positive("gamma", gamma)
+        self.gamma = check_real("gamma", gamma, minimum=0, min_inclusive=False)
 
     def lr_at(self, epoch, base_lr):
         return base_lr * self.gamma ** epoch
@@ -88,13 +71,12 @@ class CosineLR(Schedule):
     """
 
     def __init__(self, t_max, eta_min=0.0):
-        self.t_max = _count("t_max", t_max, 1)
-        if not isinstance(eta_min, (int, float)) or isinstance(eta_min, bool) or eta_min < 0:
-            raise ValueError(f"eta_min must be a number >= 0; got {eta_min!r}")
-        self.eta_min = eta_min
+        self.t_max = check_int("t_max", t_max, minimum=1)
+        self.eta_min = check_real("eta_min", eta_min, minimum=0)
 
     def lr_at(self, epoch, base_lr):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+        cosine = math.cos(math.pi * epoch / self.t_max)
+        return self.eta_min + (base_lr - self.eta_min) * (1 + cosine) / 2
 
 
 class LambdaLR(Schedule):
@@ -107,11 +89,11 @@ class LambdaLR(Schedule):
 
     def lr_at(self, epoch, base_lr):
         lr = self.function(epoch)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 \
-                or not math.isfinite(lr):
+        try:
+            return check_real("lr", lr, minimum=0, min_inclusive=False)
+        except (TypeError, ValueError):
             raise ValueError(f"lr_schedule({epoch}) returned {lr!r}; expected a finite "
-                             "learning rate > 0")
-        return float(lr)
+                             "learning rate > 0") from None
 
 
 class ReduceLROnPlateau(Schedule):
@@ -124,16 +106,13 @@ class ReduceLROnPlateau(Schedule):
     """
 
     def __init__(self, factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0):
-        self.factor = _fraction("factor", factor)
-        self.patience = _count("patience", patience, 0)
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
-                or not 0 <= threshold < 1:
-            raise ValueError(f"threshold must be a number in [0, 1); got {threshold!r}")
-        self.threshold = threshold
-        self.cooldown = _count("cooldown", cooldown, 0)
-        if not isinstance(min_lr, (int, float)) or isinstance(min_lr, bool) or min_lr < 0:
-            raise ValueError(f"min_lr must be a number >= 0; got {min_lr!r}")
-        self.min_lr = min_lr
+        self.factor = check_real("factor", factor, minimum=0, maximum=1, min_inclusive=False,
+                                 max_inclusive=False)
+        self.patience = check_int("patience", patience, minimum=0)
+        self.threshold = check_real("threshold", threshold, minimum=0, maximum=1,
+                                    max_inclusive=False)
+        self.cooldown = check_int("cooldown", cooldown, minimum=0)
+        self.min_lr = check_real("min_lr", min_lr, minimum=0)
         self._scale = 1.0
         self._best = math.inf
         self._bad_epochs = 0

@@ -32,18 +32,19 @@ Choices worth knowing (the class docstrings give the details):
   entropy for each fit; a ``numpy.random.RandomState`` gives one int per fit.
 """
 
+import math
 import numbers
 import warnings
 
 import numpy as np
 import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from fastnn import codes
+from fastnn.architecture import Architecture
 from fastnn.network import Network
 from fastnn.validation import (
     check_activation,
@@ -52,6 +53,7 @@ from fastnn.validation import (
     check_dtype,
     check_int,
     check_real,
+    hold_out,
 )
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -223,38 +225,6 @@ def _check_sample_weight(sample_weight, n_rows):
     return weights
 
 
-def _network_state(network):
-    """A :class:`fastnn.Network` as plain values, for pickling the estimator.
-
-    ``Network.weights`` and ``.biases`` are views into ``.params``; pickling
-    the object itself would restore them as separate copies that training no
-    longer updates, so the estimator pickles this instead and rebuilds the
-    views in :func:`_network_from_state`.
-    """
-    optimizer = network._optimizer
-    return {
-        "sizes": tuple(network.sizes), "activation": tuple(network.activation),
-        "output": network.output, "dtype": network.dtype.name, "seed": network.seed,
-        "init": network.init, "params": network.params.copy(),
-        "rng_state": network._shuffle_rng.bit_generator.state,
-        "epochs_done": network._epochs_done,
-        "optimizer": None if optimizer is None else (optimizer[0], optimizer[1].copy(),
-                                                     optimizer[2].copy()),
-    }
-
-
-def _network_from_state(state):
-    """Inverse of :func:`_network_state` (run-time settings are applied per call)."""
-    network = Network(state["sizes"], activation=list(state["activation"]),
-                      output=state["output"], dtype=state["dtype"], seed=state["seed"],
-                      init=state["init"])
-    network.params[...] = state["params"]
-    network._shuffle_rng.bit_generator.state = state["rng_state"]
-    network._epochs_done = state["epochs_done"]
-    network._optimizer = state["optimizer"]
-    return network
-
-
 class _Targets:
     """Targets converted for the network, and what the estimator keeps about them.
 
@@ -270,7 +240,7 @@ class _Targets:
 
 
 class _BaseMLP(BaseEstimator):
-    """What the classifier and the regressor share: checks, fitting, pickling."""
+    """What the classifier and the regressor share: checks and fitting."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
                  lr=1e-3, batch_size="auto", epochs=200, momentum=0.9, nesterov=True,
@@ -345,7 +315,7 @@ class _BaseMLP(BaseEstimator):
         now = (tuple(network.sizes), tuple(network.activation), network.output,
                network.dtype.name)
         wanted = (tuple(sizes), tuple(activation), output, dtype.name)
-        if now != wanted:
+        if network.architecture != Architecture(sizes, activation, output, dtype):
             raise ValueError(
                 "cannot continue training (warm_start=True or partial_fit): the fitted network "
                 f"has sizes {now[0]}, activation {list(now[1])}, output {now[2]!r} and dtype "
@@ -409,10 +379,12 @@ class _BaseMLP(BaseEstimator):
 
     def _split(self, X, targets, weights, seed):
         """Hold out ``validation_fraction`` of the rows for early stopping."""
-        rows = np.arange(X.shape[0])
-        train, held_out = train_test_split(rows, test_size=self.validation_fraction,
-                                           random_state=_split_seed(seed),
-                                           stratify=targets.codes)
+        n = X.shape[0]
+        # scikit-learn's test_size rule: the held-out share rounded up
+        n_held = min(math.ceil(self.validation_fraction * n), n - 1)
+        how = "random" if targets.codes is None else "stratified"
+        train, held_out = hold_out(n, max(n_held, 1), how, seed=_split_seed(seed),
+                                   labels=targets.codes)
         if held_out.shape[0] < 2:
             raise ValueError(f"The validation set is too small ({held_out.shape[0]} rows of "
                              f"{X.shape[0]}). Increase 'validation_fraction' or the size of "
@@ -466,20 +438,6 @@ class _BaseMLP(BaseEstimator):
         network = self._network()
         X = validate_data(self, X, reset=False, dtype=network.dtype, order="C")
         return network.forward(X)
-
-    # ------------------------------------------------------------ pickling
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: object's state is __dict__ itself
-        if "network_" in state:
-            state["network_"] = _network_state(state["network_"])
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("network_"), dict):
-            state["network_"] = _network_from_state(state["network_"])
-        super().__setstate__(state)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -47,15 +47,22 @@ import numpy as np
 import scipy.sparse
 
 from fastnn import metrics
-from fastnn.training import _Run, _Snapshot, evaluate
+from fastnn.evaluation import outputs_and_loss, validation_metrics
+from fastnn.training import TrainingRun
 from fastnn.validation import (
-    as_features,
     as_sample_weight,
     as_targets,
     check_feature_shape,
     check_int,
-    check_real,
+    check_numeric_dtype,
+    check_rows,
+    check_target_shape,
+    class_counts,
     class_weight_factors,
+    class_weight_table,
+    held_out_count,
+    hold_out,
+    numeric_array,
 )
 
 #: bytes of one block of inputs (in the network's dtype) when ``block_rows`` is None
@@ -135,20 +142,14 @@ class _Shaped:
 
 def _as_rows(name, value, n_rows=None):
     """Wrap an array-like for block reads; lists and such are converted once."""
-    if not is_out_of_core(value) and not isinstance(value, np.ndarray):
-        try:
-            value = np.asarray(value)
-        except Exception as error:  # ragged lists and the like
-            raise TypeError(f"{name} must be a numeric array; could not convert it: "
-                            f"{error}") from None
-    if value.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array; got dtype {value.dtype} "
-                        "(strings and objects are not converted)")
+    if is_out_of_core(value):
+        check_numeric_dtype(name, value.dtype)  # without reading a row
+    else:
+        value = numeric_array(name, value)
     if len(value.shape) == 0:
         raise ValueError(f"{name} must be an array with one row per sample; got a scalar")
-    if n_rows is not None and value.shape[0] != n_rows:
-        raise ValueError(f"X has {n_rows} rows but {name} has {value.shape[0]}; expected one "
-                         "per row")
+    if n_rows is not None:
+        check_rows(name, value.shape[0], n_rows)
     return _Rows(value)
 
 
@@ -208,16 +209,16 @@ class _BlockReader:
     X, y, weights : _Rows
         Inputs ``(n, d_0)``, targets (labels ``(n,)`` or ``(n, k)``) and row
         weights ``(n,)``; ``weights`` may be None (all ones).
-    class_weight : dict or None
-        ``{class: weight}`` (``"balanced"`` already resolved), multiplied into
-        the weights.
+    class_weights : ndarray of float64, shape (max(d_L, 2),), or None
+        The weight of each class (:func:`fastnn.validation.class_weight_table`),
+        multiplied into the row weights.
     block_rows, batch : int
     """
 
-    def __init__(self, network, X, y, weights, class_weight, block_rows, batch):
+    def __init__(self, network, X, y, weights, class_weights, block_rows, batch):
         self.net = network
         self.X, self.y, self.weights = X, y, weights
-        self.class_weight = class_weight
+        self.class_weights = class_weights
         self.block_rows = block_rows
         self.batch = batch
         self.n_blocks = -(-X.shape[0] // block_rows)
@@ -265,21 +266,20 @@ class _BlockReader:
         if self.weights is None:
             w_block[...] = 1
         else:
-            w = self.weights.read(start, stop)
-            if not np.isfinite(w).all() or (w < 0).any():
-                bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
-                self._fail("sample_weight", start, stop,
-                           f"weights must be finite and >= 0; row {start + int(bad[0])} has "
-                           f"{w[bad[0]]}")
-            w_block[...] = w
-        if self.class_weight is not None:
+            try:
+                # a block may weigh nothing; the epoch as a whole is checked after it ran
+                w_block[...] = as_sample_weight(self.weights.read(start, stop), stop - start,
+                                                net.dtype, allow_all_zero=True)
+            except (ValueError, TypeError) as error:
+                self._fail("sample_weight", start, stop, _within_block(error))
+        if self.class_weights is not None:
             # the product in float64, rounded once, as in-memory fit does
-            w_block[...] = w_block * class_weight_factors(self.class_weight, net.output,
-                                                          Y_buf[rows])
+            w_block[...] = w_block * class_weight_factors(None, net.output, Y_buf[rows],
+                                                          table=self.class_weights)
         return stop - start
 
 
-class _StreamRun(_Run):
+class StreamRun(TrainingRun):
     """The training loop of :mod:`fastnn.training`, fed block by block."""
 
     def __init__(self, network, reader, validation, plan, warm_start, block_rows):
@@ -294,7 +294,7 @@ class _StreamRun(_Run):
 
     def _evaluate(self):
         if not isinstance(self.validation[0], _Rows):
-            return evaluate(self.net, *self.validation)
+            return validation_metrics(self.net, *self.validation)
         return streamed_metrics(self.net, *self.validation, self.block_rows)
 
     def _epoch_record(self, lr, elapsed):
@@ -315,7 +315,7 @@ class _StreamRun(_Run):
     def _train_epoch(self, settings, progress):
         # run() snapshots too, but only restores on divergence and Ctrl-C;
         # a bad block surfaces here, mid-epoch, as a ValueError
-        self._snapshot = _Snapshot(self.net, self.state, self.step)
+        self._snapshot = self.state.snapshot()
         self._steps_before = self.steps_done
         try:
             self._stream_epoch(settings, progress)
@@ -332,7 +332,7 @@ class _StreamRun(_Run):
     def _stream_epoch(self, settings, progress):
         reader, batch = self.reader, self.batch
         n = reader.X.shape[0]
-        blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.net._shuffle_rng)
+        blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.state.rng)
         start, stop, within = next(blocks)
         pending = reader.submit(0, start, stop)
         carry = None  # (buffer, positions) of rows that did not fill a batch
@@ -376,7 +376,7 @@ class _StreamRun(_Run):
 def streamed_metrics(network, X, y, block_rows):
     """Validation metrics of data read in blocks: ``val_loss`` and ``val_error`` or ``val_r2``.
 
-    The same numbers as :func:`fastnn.training.evaluate` on the whole arrays
+    The same numbers as :func:`fastnn.evaluation.validation_metrics` on the whole arrays
     (up to the order of floating-point sums).
 
     Parameters
@@ -393,70 +393,43 @@ def streamed_metrics(network, X, y, block_rows):
     """
     n = X.shape[0]
     loss = errors = 0.0
-    count, mean, m2, residual = 0, 0.0, 0.0, 0.0
+    r2 = metrics.R2Accumulator()
+    architecture = network.architecture
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
         try:
-            X_block = as_features(X.read(start, stop), network.sizes[0], network.dtype,
-                                  name="X_val")
-            Y_block = as_targets(y.read(start, stop), network.output, network.sizes[-1],
-                                 stop - start, network.dtype)
+            X_block = architecture.features(X.read(start, stop), name="X_val")
+            Y_block = architecture.targets(y.read(start, stop), stop - start)
         except (ValueError, TypeError) as error:
             raise StreamDataError(f"validation rows {start}..{stop - 1}: "
                                   f"{_within_block(error)}", start, stop) from None
-        A, block_loss = network._outputs_and_loss(X_block, Y_block)
+        A, block_loss = outputs_and_loss(network, X_block, Y_block)
         rows = stop - start
         loss += block_loss * rows
-        if network.output != "identity":
-            errors += (1.0 - metrics.accuracy(network.output, A, Y_block)) * rows
-            continue
-        # R² needs the targets' spread about their overall mean: merge the blocks'
-        # means and sums of squares (Chan et al.), stable where Σy² - nȳ² is not
-        Y64 = Y_block.astype(np.float64)
-        block_mean = Y64.mean(axis=0)
-        block_m2 = ((Y64 - block_mean) ** 2).sum(axis=0)
-        delta = block_mean - mean
-        total = count + rows
-        mean = mean + delta * rows / total
-        m2 = m2 + block_m2 + delta ** 2 * count * rows / total
-        count = total
-        residual = residual + ((Y64 - A) ** 2).sum(axis=0)
+        if architecture.output == "identity":
+            r2.add(A, Y_block)
+        else:
+            errors += (1.0 - metrics.accuracy(architecture.output, A, Y_block)) * rows
     result = {"val_loss": loss / n}
-    if network.output == "identity":
-        scores = np.where(m2 > 0, 1 - residual / np.where(m2 > 0, m2, 1),
-                          np.where(residual == 0, 1.0, 0.0))
-        result["val_r2"] = float(np.mean(scores))
+    if architecture.output == "identity":
+        result["val_r2"] = r2.score()
     else:
         result["val_error"] = errors / n
     return result
 
 
-def _balanced_class_weight(network, y, block_rows):
-    """``class_weight="balanced"`` as a ``{class: weight}`` table, counting the labels
-    block by block (scikit-learn's ``n / (k · count)`` over the k classes present)."""
-    n_classes = max(network.sizes[-1], 2)
-    counts = np.zeros(n_classes, dtype=np.int64)
+def _class_counts(network, y, block_rows):
+    """Rows per class of targets read block by block (for ``class_weight="balanced"``)."""
+    counts = np.zeros(max(network.sizes[-1], 2), dtype=np.int64)
     n = y.shape[0]
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
         try:
-            Y = as_targets(y.read(start, stop), network.output, network.sizes[-1], stop - start,
-                           network.dtype)
+            Y = network.architecture.targets(y.read(start, stop), stop - start)
         except (ValueError, TypeError) as error:
             raise ValueError(f"y rows {start}..{stop - 1}: {_within_block(error)}") from None
-        labels = (Y.argmax(axis=1) if network.output == "softmax"
-                  else (Y[:, 0] > 0.5).astype(np.int64))
-        counts += np.bincount(labels, minlength=n_classes)
-    present = counts > 0
-    return {int(c): n / (int(present.sum()) * int(counts[c])) for c in np.flatnonzero(present)}
-
-
-def _check_targets(y, network):
-    if len(y.shape) not in (1, 2):
-        raise ValueError(f"y must be 1-D or 2-D; got shape {tuple(y.shape)}")
-    if len(y.shape) == 2 and y.shape[1] != network.sizes[-1]:
-        raise ValueError(f"y has {y.shape[1]} columns but the network has {network.sizes[-1]} "
-                         "output units")
+        counts += class_counts(network.output, Y)
+    return counts
 
 
 def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, validation_split,
@@ -477,7 +450,7 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
     validation_data : (X_val, y_val) or None
         In-memory pairs are converted once; out-of-core ones are evaluated in blocks.
     validation_split : float or None
-        The last rows of ``X`` are held out (and evaluated in blocks).
+        Checked; the last rows of ``X`` are held out (and evaluated in blocks).
     plan : fastnn.training.FitPlan
         Checked settings.
     warm_start : bool
@@ -495,7 +468,7 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
     check_feature_shape("X", X.shape, network.sizes[0])
     n = X.shape[0]
     y = _as_rows("y", y, n)
-    _check_targets(y, network)
+    check_target_shape(y.shape, network.output, network.sizes[-1], n)
     if sample_weight is None:
         weights = None
     elif is_out_of_core(sample_weight):
@@ -510,28 +483,20 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
         block_rows = _default_block_rows(network.sizes[0], network.dtype.itemsize,
                                          min(plan.batch_size, n))
 
-    if class_weight is not None:
-        # checks the names and the output kind on a dummy row; "balanced" counts the
-        # labels of all rows, the held-out ones included, as in-memory fit does
-        class_weight_factors(class_weight, network.output,
-                             np.eye(1, network.sizes[-1], dtype=network.dtype))
-        if isinstance(class_weight, str):
-            class_weight = _balanced_class_weight(network, y, block_rows)
+    # the names and the output kind are checked first; "balanced" then counts the
+    # labels of all rows, the held-out ones included, as in-memory fit does
+    class_weights = class_weight_table(class_weight, network.output, network.sizes[-1])
+    if isinstance(class_weight, str):
+        class_weights = class_weight_table(class_weight, network.output, network.sizes[-1],
+                                           _class_counts(network, y, block_rows))
 
     validation = None
     if validation_split is not None:
-        validation_split = check_real("validation_split", validation_split, minimum=0.0,
-                                      maximum=1.0, min_inclusive=False, max_inclusive=False)
-        n_val = int(round(n * validation_split))
-        if n_val < 1 or n_val >= n:
-            raise ValueError(f"validation_split={validation_split} of {n} rows leaves "
-                             f"{n - n_val} for training and {n_val} for validation; both need "
-                             "at least one row")
-        cut = n - n_val
-        validation = (X.part(cut, n), y.part(cut, n))
-        X, y = X.part(0, cut), y.part(0, cut)
-        weights = None if weights is None else weights.part(0, cut)
-        n = cut
+        train, held = hold_out(n, held_out_count(n, validation_split), "last")
+        validation = (X.part(held.start, held.stop), y.part(held.start, held.stop))
+        X, y = X.part(train.start, train.stop), y.part(train.start, train.stop)
+        weights = None if weights is None else weights.part(train.start, train.stop)
+        n = X.shape[0]
     elif validation_data is not None:
         X_val, y_val = validation_data
         if is_out_of_core(X_val):
@@ -540,14 +505,13 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
             y_val = _as_rows("y_val", y_val, X_val.shape[0])
             validation = (X_val, y_val)
         else:
-            X_val = as_features(X_val, network.sizes[0], network.dtype, name="X_val")
-            validation = (X_val, as_targets(y_val, network.output, network.sizes[-1],
-                                            X_val.shape[0], network.dtype))
+            X_val = network.architecture.features(X_val, name="X_val")
+            validation = (X_val, network.architecture.targets(y_val, X_val.shape[0]))
 
     batch = min(plan.batch_size, n)
-    with network._threads():
-        reader = _BlockReader(network, X, y, weights, class_weight, block_rows, batch)
+    with network.thread_scope():
+        reader = _BlockReader(network, X, y, weights, class_weights, block_rows, batch)
         try:
-            return _StreamRun(network, reader, validation, plan, warm_start, block_rows).run()
+            return StreamRun(network, reader, validation, plan, warm_start, block_rows).run()
         finally:
             reader.close()

@@ -1,4 +1,4 @@
-"""Who owns the threads during a call (DESIGN rule 1).
+"""Who owns the threads during a call (docs/design.md, rule 1).
 
 Mixing Numba's parallel loops with multi-threaded OpenBLAS made an epoch 30x
 slower on the reference machine.  So under the Numba backend Numba owns the

@@ -1,11 +1,17 @@
-"""Input checks and conversions at the API boundary.
+"""Input checks and conversions at the API boundary: the project's one vocabulary of checks.
 
-Everything a user hands to :class:`fastnn.Network` passes through here once:
-names become codes, arrays become C-contiguous, writable arrays of the
-network's dtype, targets become a dense ``(n, d_L)`` matrix.  Anything wrong
-raises ``ValueError`` or ``TypeError`` saying what was wrong and what was
-expected, before any parameter is touched.  Nothing here computes a model
-quantity; the kernels never check anything.
+Everything a user hands to fastnn passes through here once, whichever door it
+comes in by (:class:`fastnn.Network`, out-of-core and distributed training,
+the command line, the schedules, the scikit-learn estimators): names become
+codes, arrays become C-contiguous, writable arrays of the network's dtype,
+targets become a dense ``(n, d_L)`` matrix.  Anything wrong raises
+``TypeError`` (the wrong kind of value) or ``ValueError`` (the right kind, out
+of range or inconsistent) saying what was wrong and what was expected, before
+any parameter is touched.  Nothing here computes a model quantity; the kernels
+never check anything.
+
+The choice of validation rows lives here too (:func:`hold_out`), so that every
+caller names it: the last rows, random rows or a stratified sample.
 """
 
 import numbers
@@ -35,21 +41,33 @@ def check_int(name, value, minimum=None):
     return value
 
 
+def interval_text(minimum=None, maximum=None, min_inclusive=True, max_inclusive=True):
+    """The interval in the usual notation, bounds written as given: ``(0.0, inf)``, ``[0, 1)``."""
+    low = "(-inf" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
+    high = "inf)" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
+    return f"{low}, {high}"
+
+
+def in_interval(value, minimum=None, maximum=None, min_inclusive=True, max_inclusive=True):
+    """Whether the number ``value`` is finite and inside the interval."""
+    if not np.isfinite(value):
+        return False
+    if minimum is not None and (value < minimum or (value == minimum and not min_inclusive)):
+        return False
+    return maximum is None or value < maximum or (value == maximum and max_inclusive)
+
+
 def check_real(name, value, minimum=None, maximum=None, *, min_inclusive=True,
                max_inclusive=True):
     """A finite real number inside the given bounds; returns float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {_describe(value)}")
     value = float(value)
-    low = "" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
-    high = "" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
-    interval = f"in {low or '(-inf'}, {high or 'inf)'}"
+    interval = interval_text(minimum, maximum, min_inclusive, max_inclusive)
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number {interval}; got {value}")
-    if minimum is not None and (value < minimum or (value == minimum and not min_inclusive)):
-        raise ValueError(f"{name} must be {interval}; got {value}")
-    if maximum is not None and (value > maximum or (value == maximum and not max_inclusive)):
-        raise ValueError(f"{name} must be {interval}; got {value}")
+        raise ValueError(f"{name} must be a finite number in {interval}; got {value}")
+    if not in_interval(value, minimum, maximum, min_inclusive, max_inclusive):
+        raise ValueError(f"{name} must be in {interval}; got {value}")
     return value
 
 
@@ -147,16 +165,26 @@ def check_seed(seed):
 
 # -------------------------------------------------------------------- arrays
 
-def _as_numeric_array(name, values):
+def check_numeric_dtype(name, dtype):
+    """Real numbers (bool, integer or float); only the dtype is read.
+
+    Out-of-core arrays are checked this way before any of their rows is read.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued; got complex dtype {dtype}")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array; got dtype {dtype} "
+                        "(strings and objects are not converted)")
+
+
+def numeric_array(name, values):
+    """``values`` as an ndarray of real numbers (not yet converted to a dtype)."""
     try:
         array = np.asarray(values)
     except Exception as error:  # ragged lists and the like
         raise TypeError(f"{name} must be a numeric array; could not convert it: {error}") from None
-    if array.dtype.kind == "c":
-        raise TypeError(f"{name} must be real-valued; got complex dtype {array.dtype}")
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array; got dtype {array.dtype} "
-                        "(strings and objects are not converted)")
+    check_numeric_dtype(name, array.dtype)
     return array
 
 
@@ -202,6 +230,33 @@ def check_feature_shape(name, shape, n_features):
                          f"expects {n_features} (sizes[0])")
 
 
+def check_rows(name, n, n_rows):
+    """``name`` has one row (or value) per row of X: ``n == n_rows``."""
+    if n != n_rows:
+        raise ValueError(f"X has {n_rows} rows but {name} has {n}; expected one per row")
+
+
+def check_target_shape(shape, output, n_outputs, n_rows):
+    """Targets of shape ``(n_rows,)`` or ``(n_rows, n_outputs)`` for the output.
+
+    Only the shape is read (out-of-core targets are checked before any row is).
+    1-D targets are class labels for a softmax output, else the values of the
+    one output unit.
+    """
+    shape = tuple(shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D; got {len(shape)}-D array of shape {shape}")
+    if shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {shape[0]}; expected one "
+                         "target per row")
+    if len(shape) == 1 and output != "softmax" and n_outputs != 1:
+        raise ValueError(f"y is 1-D but the network has {n_outputs} output units; "
+                         f"expected shape ({n_rows}, {n_outputs})")
+    if len(shape) == 2 and shape[1] != n_outputs:
+        raise ValueError(f"y has {shape[1]} columns but the network has {n_outputs} "
+                         f"output units; expected shape ({n_rows}, {n_outputs})")
+
+
 def as_features(X, n_features, dtype, name="X"):
     """Checked, converted inputs.
 
@@ -215,7 +270,7 @@ def as_features(X, n_features, dtype, name="X"):
     -------
     ndarray of ``dtype``, shape (n, n_features), C-contiguous and writable
     """
-    array = _as_numeric_array(name, X)
+    array = numeric_array(name, X)
     check_feature_shape(name, array.shape, n_features)
     _check_finite(name, array)
     return _convert(array, dtype)
@@ -241,12 +296,8 @@ def as_targets(y, output, n_outputs, n_rows, dtype):
     -------
     ndarray of ``dtype``, shape (n_rows, n_outputs), C-contiguous
     """
-    array = _as_numeric_array("y", y)
-    if array.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D or 2-D; got {array.ndim}-D array of shape {array.shape}")
-    if array.shape[0] != n_rows:
-        raise ValueError(f"X has {n_rows} rows but y has {array.shape[0]}; expected one "
-                         "target per row")
+    array = numeric_array("y", y)
+    check_target_shape(array.shape, output, n_outputs, n_rows)
     _check_finite("y", array)
 
     if output == "softmax" and array.ndim == 1:
@@ -266,13 +317,7 @@ def as_targets(y, output, n_outputs, n_rows, dtype):
         return Y
 
     if array.ndim == 1:
-        if n_outputs != 1:
-            raise ValueError(f"y is 1-D but the network has {n_outputs} output units; "
-                             f"expected shape ({n_rows}, {n_outputs})")
         array = array.reshape(n_rows, 1)
-    if array.shape[1] != n_outputs:
-        raise ValueError(f"y has {array.shape[1]} columns but the network has {n_outputs} "
-                         f"output units; expected shape ({n_rows}, {n_outputs})")
     if output == "softmax":
         if array.min() < 0:
             raise ValueError("softmax targets given as (n, C) must be one-hot or probability "
@@ -364,24 +409,86 @@ def check_validation_options(validation_data, validation_split, patience, eval_e
     return validation_split, patience, eval_every
 
 
+#: the ways of choosing validation rows (docs/design.md, "Held-out rows")
+HOLDOUTS = ("last", "random", "stratified")
+
+
+def held_out_count(n_rows, fraction, name="validation_split"):
+    """Rows a ``fraction`` of ``n_rows`` holds out, ``round(n_rows · fraction)``, leaving
+    at least one row on each side."""
+    n_held = int(round(n_rows * fraction))
+    if n_held < 1 or n_held >= n_rows:
+        raise ValueError(f"{name}={fraction} of {n_rows} rows leaves {n_rows - n_held} for "
+                         f"training and {n_held} for validation; both need at least one row")
+    return n_held
+
+
+def hold_out(n_rows, n_held, how, seed=None, labels=None):
+    """Which rows train and which are held out for validation.
+
+    Parameters
+    ----------
+    n_rows : int
+    n_held : int
+        Rows to hold out, ``1 <= n_held < n_rows``.
+    how : {"last", "random", "stratified"}
+        ``"last"``: the final ``n_held`` rows, before any shuffling: cheap, and a
+        contiguous range for data on disk, but the rows must not be sorted
+        (``fit(validation_split=...)``, streamed and distributed fits).
+        ``"random"``: rows drawn without replacement from ``seed`` (``fastnn
+        train --holdout``: a user's file may be sorted by class).
+        ``"stratified"``: each class of ``labels`` in proportion to its share
+        (largest remainders), drawn from ``seed`` within each class (the
+        scikit-learn estimators' early stopping, as scikit-learn does it).
+    seed : int or None
+        For ``"random"`` and ``"stratified"``.
+    labels : ndarray of int, shape (n_rows,)
+        The class of each row, for ``"stratified"``.
+
+    Returns
+    -------
+    train, held : slice or ndarray of int64
+        Slices for ``"last"`` (views, no copy), else sorted row indices.
+    """
+    check_choice("how", how, HOLDOUTS)
+    if not 1 <= n_held < n_rows:
+        raise ValueError(f"cannot hold out {n_held} of {n_rows} rows; both the training and "
+                         "the validation rows need at least one")
+    if how == "last":
+        return slice(0, n_rows - n_held), slice(n_rows - n_held, n_rows)
+    rng = np.random.default_rng(seed)
+    if how == "random":
+        order = rng.permutation(n_rows)
+        return np.sort(order[n_held:]), np.sort(order[:n_held])
+    classes, codes_ = np.unique(np.asarray(labels), return_inverse=True)
+    counts = np.bincount(codes_, minlength=classes.shape[0])
+    exact = counts * n_held / n_rows
+    take = np.floor(exact).astype(np.int64)
+    # the rows still owed go to the classes with the largest remainders (first class on ties)
+    owed = n_held - int(take.sum())
+    take[np.argsort(-(exact - take), kind="stable")[:owed]] += 1
+    held = np.concatenate([rng.permutation(np.flatnonzero(codes_ == c))[:take[c]]
+                           for c in range(classes.shape[0])])
+    mask = np.zeros(n_rows, dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
 def split_validation(X, Y, weights, fraction):
     """The last ``fraction`` of the rows held out for validation (before any shuffle).
 
     Returns
     -------
     (X_train, Y_train, w_train), (X_val, Y_val)
+        Views of the given arrays.
     """
-    n = X.shape[0]
-    n_val = int(round(n * fraction))
-    if n_val < 1 or n_val >= n:
-        raise ValueError(f"validation_split={fraction} of {n} rows leaves {n - n_val} for "
-                         f"training and {n_val} for validation; both need at least one row")
-    cut = n - n_val
-    return (X[:cut], Y[:cut], weights[:cut]), (X[cut:], Y[cut:])
+    train, held = hold_out(X.shape[0], held_out_count(X.shape[0], fraction), "last")
+    return (X[train], Y[train], weights[train]), (X[held], Y[held])
 
 
-def as_sample_weight(sample_weight, n_rows, dtype):
-    """Row weights: ones when ``None``; else finite, non-negative, not all zero.
+def as_sample_weight(sample_weight, n_rows, dtype, allow_all_zero=False):
+    """Row weights: ones when ``None``; else finite and non-negative, and not all zero
+    unless ``allow_all_zero`` (one MPI rank's shard may weigh nothing).
 
     Returns
     -------
@@ -389,59 +496,91 @@ def as_sample_weight(sample_weight, n_rows, dtype):
     """
     if sample_weight is None:
         return np.ones(n_rows, dtype=dtype)
-    weights = _as_numeric_array("sample_weight", sample_weight)
+    weights = numeric_array("sample_weight", sample_weight)
     if weights.ndim != 1 or weights.shape[0] != n_rows:
         raise ValueError(f"sample_weight must have shape ({n_rows},), one weight per row of X; "
                          f"got shape {weights.shape}")
     _check_finite("sample_weight", weights)
-    if (weights < 0).any():
-        raise ValueError("sample_weight must be >= 0; got negative weights")
-    if not weights.any():
+    negative = np.flatnonzero(weights < 0)
+    if negative.size:
+        raise ValueError(f"sample_weight must be >= 0; got {negative.size} negative weight(s), "
+                         f"the first at row {int(negative[0])}: {weights[negative[0]]}")
+    if not (allow_all_zero or weights.any()):
         raise ValueError("sample_weight is zero for every row; nothing would be learned")
     return _convert(weights, dtype)
 
 
-def class_weight_factors(class_weight, output, Y):
-    """Per-row factors from ``class_weight`` (``"balanced"`` or ``{class: weight}``).
+def class_labels(output, Y):
+    """The class of each row of dense targets: the arg-max (softmax), or whether the one
+    sigmoid unit is above 0.5; int64, shape (n,)."""
+    return Y.argmax(axis=1) if output == "softmax" else (Y[:, 0] > 0.5).astype(np.int64)
+
+
+def class_counts(output, Y):
+    """Rows per class of dense targets ``Y (n, d_L)``, int64, shape (max(d_L, 2),)."""
+    return np.bincount(class_labels(output, Y), minlength=max(Y.shape[1], 2))
+
+
+def class_weight_table(class_weight, output, n_outputs, counts=None):
+    """The weight of each class, from ``class_weight`` (``"balanced"`` or ``{class: weight}``).
 
     Parameters
     ----------
     class_weight : None, "balanced" or dict
     output : str
-    Y : ndarray, shape (n, d_L)
-        Dense targets (the class of a row is its arg-max, or for one sigmoid
-        unit whether it is above 0.5).
+    n_outputs : int
+        ``d_L``.
+    counts : ndarray of int, shape (max(d_L, 2),), optional
+        Rows per class (:func:`class_counts`), needed for ``"balanced"`` only:
+        in memory, block by block or summed over MPI ranks.
 
     Returns
     -------
-    None or ndarray of float64, shape (n,)
+    None or ndarray of float64, shape (max(d_L, 2),)
+        ``"balanced"`` is scikit-learn's ``n_samples / (n_classes_present · count)``.
     """
     if class_weight is None:
         return None
-    if output == "identity" or (output == "sigmoid" and Y.shape[1] > 1):
+    if output == "identity" or (output == "sigmoid" and n_outputs > 1):
         raise ValueError("class_weight applies to single-label classification (softmax, or "
                          "sigmoid with one output unit)")
-    labels = Y.argmax(axis=1) if output == "softmax" else (Y[:, 0] > 0.5).astype(np.int64)
-    n_classes = max(Y.shape[1], 2)
+    n_classes = max(n_outputs, 2)
+    table = np.ones(n_classes)
     if isinstance(class_weight, str):
         check_choice("class_weight", class_weight, ("balanced",))
-        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        if counts is None:
+            return table  # the names are right; the caller counts the classes
+        counts = np.asarray(counts, dtype=np.float64)
         present = counts > 0
-        # scikit-learn's "balanced": n_samples / (n_classes_present * count)
-        table = np.ones(n_classes)
-        table[present] = labels.size / (present.sum() * counts[present])
-        return table[labels]
+        table[present] = counts.sum() / (present.sum() * counts[present])
+        return table
     if not isinstance(class_weight, dict):
         raise TypeError(f"class_weight must be 'balanced' or a dict {{class: weight}}; got "
                         f"{_describe(class_weight)}")
-    table = np.ones(n_classes)
     for label, weight in class_weight.items():
         label = check_int("class_weight key", label, minimum=0)
         if label >= n_classes:
             raise ValueError(f"class_weight names class {label}, but the classes are "
                              f"0..{n_classes - 1}")
         table[label] = check_real(f"class_weight[{label}]", weight, minimum=0.0)
-    return table[labels]
+    return table
+
+
+def class_weight_factors(class_weight, output, Y, table=None):
+    """Per-row factors from ``class_weight`` for dense targets ``Y (n, d_L)``.
+
+    ``table`` (from :func:`class_weight_table`) is used when given, else built
+    from ``Y``'s own class counts.
+
+    Returns
+    -------
+    None or ndarray of float64, shape (n,)
+    """
+    if table is None:
+        table = class_weight_table(class_weight, output, Y.shape[1],
+                                   class_counts(output, Y) if isinstance(class_weight, str)
+                                   else None)
+    return None if table is None else table[class_labels(output, Y)]
 
 
 def check_checkpoint(checkpoint, checkpoint_every, resume):

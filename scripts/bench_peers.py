@@ -387,8 +387,9 @@ def driver(args):
                     warm = max(4 * b, 1_000 if b > 1 else 100)
                     try:
                         out = run_worker(engine, args.threads, [
-                            "--data-dir", data_dir, "--batch-size", b, "--timed-rows", timed_rows[b],
-                            "--warmup-rows", warm, "--epochs", epochs])
+                            "--data-dir", data_dir, "--batch-size", b,
+                            "--timed-rows", timed_rows[b], "--warmup-rows", warm,
+                            "--epochs", epochs])
                     except RuntimeError as error:
                         print(error, file=sys.stderr)
                         failed = True

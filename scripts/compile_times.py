@@ -1,6 +1,6 @@
 """Where a cold first fit's compile time goes, per compiled function.
 
-    python scripts/compile_times.py                       # default path: float32 plain SGD, batch 100
+    python scripts/compile_times.py            # default path: float32 plain SGD, batch 100
     python scripts/compile_times.py --optimizer adam --dtype float64 --batch-size 200
     python scripts/compile_times.py --all                 # one cold process per path, a summary
 

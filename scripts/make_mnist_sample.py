@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", type=Path, default=None,
                     help="mnist.npz written by fastnn.datasets.fetch_mnist (default: fetch it)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default {DEFAULT_OUT})")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help=f"output file (default {DEFAULT_OUT})")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--train-per-class", type=int, default=1000)
     ap.add_argument("--test-per-class", type=int, default=200)

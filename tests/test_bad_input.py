@@ -59,7 +59,8 @@ CASES = [
     ("dtype-garbage", construct([4, 2], dtype="double-ish"), ValueError, "unsupported dtype"),
     ("backend-unknown", construct([4, 2], backend="torch"), ValueError,
      r"unknown backend 'torch'; expected one of \['numba', 'numpy'\]"),
-    ("threads-zero", construct([4, 2], n_threads=0), ValueError, "n_threads must be an integer >= 1"),
+    ("threads-zero", construct([4, 2], n_threads=0), ValueError,
+     "n_threads must be an integer >= 1"),
     ("threads-too-many", construct([4, 2], n_threads=10_000), ValueError,
      "exceeds the .* threads Numba may use"),
     ("threads-string", construct([4, 2], n_threads="2"), TypeError, "n_threads must be an integer"),
@@ -71,7 +72,8 @@ CASES = [
     ("X-3d", fit(X=X[None]), ValueError, "X must be 2-D .* got 3-D"),
     ("X-width", fit(X=X[:, :3]), ValueError, r"X has 3 features per row but the network expects 4"),
     ("X-empty", fit(X=X[:0], y=Y[:0]), ValueError, r"X is empty \(0 rows\)"),
-    ("X-nan", fit(X=X_NAN), ValueError, r"X contains 1 NaN or infinite value\(s\), the first at index \(3, 2\)"),
+    ("X-nan", fit(X=X_NAN), ValueError,
+     r"X contains 1 NaN or infinite value\(s\), the first at index \(3, 2\)"),
     ("X-inf", fit(X=X_INF), ValueError, r"X contains 1 NaN or infinite .* \(0, 0\)"),
     ("X-strings", fit(X=X.astype(str)), TypeError, "X must be a numeric array; got dtype <U"),
     ("X-object", fit(X=X.astype(object)), TypeError, "X must be a numeric array; got dtype object"),
@@ -82,10 +84,13 @@ CASES = [
     ("y-nan", fit(y=np.where(Y == 1, np.nan, Y)), ValueError, "y contains .* NaN"),
     ("labels-too-big", fit(y=Y + 1), ValueError, r"class labels must lie in 0..2 .* from 1 to 3"),
     ("labels-negative", fit(y=Y - 1), ValueError, r"class labels must lie in 0..2 .* from -1 to 1"),
-    ("labels-fractional", fit(y=Y + 0.5), ValueError, "must be integers 0..2; got non-integer values such as 0.5"),
+    ("labels-fractional", fit(y=Y + 0.5), ValueError,
+     "must be integers 0..2; got non-integer values such as 0.5"),
     ("labels-strings", fit(y=Y.astype(str)), TypeError, "y must be a numeric array"),
-    ("onehot-width", fit(y=np.eye(4)[Y]), ValueError, "y has 4 columns but the network has 3 output units"),
-    ("probabilities-not-summing", fit(y=np.eye(3)[Y] * 0.5), ValueError, "rows summing to 1; row 0 sums to 0.5"),
+    ("onehot-width", fit(y=np.eye(4)[Y]), ValueError,
+     "y has 4 columns but the network has 3 output units"),
+    ("probabilities-not-summing", fit(y=np.eye(3)[Y] * 0.5), ValueError,
+     "rows summing to 1; row 0 sums to 0.5"),
     ("probabilities-negative", fit(y=np.eye(3)[Y] * 2 - 0.5), ValueError, "got negative entries"),
     ("y-3d", fit(y=np.eye(3)[Y][None]), ValueError, "y must be 1-D or 2-D"),
     # ----- hyperparameters
@@ -96,9 +101,12 @@ CASES = [
     ("lr-string", fit(lr="0.1"), TypeError, "lr must be a real number; got '0.1'"),
     ("momentum-one", fit(momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\); got 1.0"),
     ("momentum-negative", fit(momentum=-0.5), ValueError, r"momentum must be in \[0.0, 1.0\)"),
-    ("nesterov-without-momentum", fit(nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
-    ("nesterov-string", fit(nesterov="yes", momentum=0.9), TypeError, "nesterov must be True or False"),
-    ("weight-decay-negative", fit(weight_decay=-1e-3), ValueError, r"weight_decay must be in \[0.0, inf\)"),
+    ("nesterov-without-momentum", fit(nesterov=True), ValueError,
+     "nesterov=True needs momentum > 0"),
+    ("nesterov-string", fit(nesterov="yes", momentum=0.9), TypeError,
+     "nesterov must be True or False"),
+    ("weight-decay-negative", fit(weight_decay=-1e-3), ValueError,
+     r"weight_decay must be in \[0.0, inf\)"),
     ("batch-size-zero", fit(batch_size=0), ValueError, "batch_size must be an integer >= 1; got 0"),
     ("batch-size-float", fit(batch_size=2.5), TypeError, "batch_size must be an integer"),
     ("epochs-negative", fit(epochs=-1), ValueError, "epochs must be an integer >= 0; got -1"),
@@ -149,7 +157,8 @@ CASES = [
     ("checkpoint-type", fit(checkpoint=3), TypeError, "checkpoint must be a file path"),
     ("checkpoint-every-zero", fit(checkpoint="ck.npz", checkpoint_every=0), ValueError,
      "checkpoint_every must be an integer >= 1"),
-    ("resume-without-checkpoint", fit(resume=True), ValueError, "resume=True needs checkpoint=path"),
+    ("resume-without-checkpoint", fit(resume=True), ValueError,
+     "resume=True needs checkpoint=path"),
     ("warm-start-string", fit(warm_start="yes"), TypeError, "warm_start must be True or False"),
     ("verbose-negative", fit(verbose=-1), ValueError, "verbose must be an integer >= 0"),
     ("gradient-decay-negative", lambda net: net.gradient(X, Y, weight_decay=-1), ValueError,
@@ -180,7 +189,8 @@ def test_other_targets_per_output():
     with pytest.raises(ValueError, match=r"sigmoid targets must be 0/1 .* from 0 to 2"):
         binary.fit(X, Y, epochs=1)
     multi = Network([4, 3, 2], output="identity")
-    with pytest.raises(ValueError, match=r"y is 1-D but the network has 2 output units; expected shape \(20, 2\)"):
+    with pytest.raises(ValueError, match=r"y is 1-D but the network has 2 output units; "
+                                         r"expected shape \(20, 2\)"):
         multi.fit(X, Y.astype(float), epochs=1)
 
 

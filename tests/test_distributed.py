@@ -3,8 +3,10 @@
 Starts ``mpiexec -n 2`` on tests/mpi_worker.py (which trains with
 ``fastnn.distributed.fit_distributed``) and compares each rank's parameters
 with the single-process equivalent computed here, in float64, to 1e-6
-relative.  Needs mpi4py and an MPI (``pip install "fastnn[mpi]"``); CI
-installs them.
+relative; then kills one rank of a checkpointed job mid-epoch, starts the job
+again with ``resume=True`` and compares it bit for bit with a job that was
+never interrupted.  Every ``mpiexec`` runs under a timeout.  Needs mpi4py and
+an MPI (``pip install "fastnn[mpi]"``); CI installs them.
 """
 
 import os
@@ -26,6 +28,7 @@ pytest.importorskip("mpi4py", reason='MPI tests need mpi4py: pip install "fastnn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import mpi_worker  # noqa: E402  (the worker's settings are the test's too)
+from helpers import relative_error  # noqa: E402
 
 #: generous for a loaded 2-core CI machine; a rank that waits forever still fails
 TIMEOUT_S = 300
@@ -57,11 +60,15 @@ def mpiexec_command(n, *args):
     return command + [sys.executable, "-m", "mpi4py", *args]
 
 
-def run_mpi(n, *args):
-    """Run the command with a timeout; kill its whole process group if it hangs."""
+def run_mpi(n, *args, env=None, expect_failure=False):
+    """Run the command with a timeout; kill its whole process group if it hangs.
+
+    Returns the output; the job must succeed, or with ``expect_failure`` fail.
+    """
     process = subprocess.Popen(mpiexec_command(n, *args), stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True,
+                               env=None if env is None else os.environ | env)
     try:
         output, _ = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -69,7 +76,11 @@ def run_mpi(n, *args):
         output, _ = process.communicate()
         pytest.fail(f"mpiexec did not finish in {TIMEOUT_S} s (a rank waiting forever?):\n"
                     f"{output[-4000:]}")
-    assert process.returncode == 0, f"mpiexec failed ({process.returncode}):\n{output[-4000:]}"
+    if expect_failure:
+        assert process.returncode != 0, f"mpiexec should have failed:\n{output[-4000:]}"
+    else:
+        assert process.returncode == 0, (f"mpiexec failed ({process.returncode}):\n"
+                                         f"{output[-4000:]}")
     return output
 
 
@@ -84,10 +95,6 @@ def problem(n=101, seed=0):
     return X, y, w
 
 
-def relative_error(actual, expected):
-    return np.abs(actual - expected).max() / np.abs(expected).max()
-
-
 def uneven_equivalent(X, y):
     """Single-process training on the uneven case's global batches, step by step.
 
@@ -100,7 +107,7 @@ def uneven_equivalent(X, y):
     settings = mpi_worker.UNEVEN
     net = mpi_worker.network()
     net.backend = "numpy"  # the oracle: the pure-NumPy reference
-    seed = int(net._shuffle_rng.integers(2**63))
+    seed = int(net.training_state.rng.integers(2**63))
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
             for rank in (0, 1)]
     shards = [(X[:mpi_worker.SPLIT], y[:mpi_worker.SPLIT]),
@@ -122,7 +129,8 @@ def uneven_equivalent(X, y):
             total += net.loss(X_batch, y_batch) * X_batch.shape[0]
             # AdamW: no L2 in the gradient, the step decays the weights
             grad = net.gradient(X_batch, y_batch)
-            reference.optimizer_step(net.params, grad, state, net._table, step_rule, step)
+            reference.optimizer_step(net.params, grad, state, net.architecture.table, step_rule,
+                                     step)
         losses.append(total / X.shape[0])
     return net.params, np.array(losses)
 
@@ -138,8 +146,9 @@ def warm_the_kernel_cache(X, y):
     net = mpi_worker.network()
     grad = net.gradient(X[:8], y[:8])  # forward, output_delta (and error_count), backward
     state, step = new_state("adamw", net.n_params, net.dtype)
-    kernels.optimizer_step(net.params, grad, state, net._table,
+    kernels.optimizer_step(net.params, grad, state, net.architecture.table,
                            step_settings(net.dtype, "adamw"), step)
+    net.score(X[:8], y[:8])  # rank 0's validation: loss_sum, output_activation
 
 
 def test_two_ranks_equal_single_process_training(tmp_path):
@@ -156,8 +165,10 @@ def test_two_ranks_equal_single_process_training(tmp_path):
     # every rank ends with the very same parameters
     for key in ("strided_params", "uneven_params"):
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+    np.testing.assert_array_equal(ranks[0]["progress_params"], ranks[0]["strided_params"])
 
     # rows r::2 of each rank, global batch B = B/2 + B/2 rows: in-memory fit over X in order
+    # (class_weight="balanced" counts the classes of both ranks' rows)
     single = mpi_worker.network()
     history = single.fit(X, y, sample_weight=w, **mpi_worker.STRIDED)
     assert relative_error(ranks[0]["strided_params"], single.params) < 1e-6
@@ -177,3 +188,41 @@ def test_two_ranks_equal_single_process_training(tmp_path):
         message = str(rank["disagree_message"])
         assert message.startswith("the ranks disagree on the network or the training "
                                   "settings: rank 0: "), message
+
+
+def test_a_job_that_lost_a_rank_resumes_bit_identically(tmp_path):
+    """Rank 1 dies mid-epoch (SIGKILL, as a lost node vanishes), mpiexec ends the job;
+    the same job started again with resume=True ends where an uninterrupted job does,
+    bit for bit, on every rank."""
+    from fastnn.checkpoint import read_checkpoint
+
+    X, y, _ = problem()
+    warm_the_kernel_cache(X, y)
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    out.mkdir()
+    np.save(data / "X.npy", X)
+    np.save(data / "y.npy", y)
+    checkpoint = tmp_path / "job.ckpt"
+    worker = ["resume", str(data), str(out), str(checkpoint)]
+
+    # 11 steps an epoch (mpi_worker.RESUME): the 27th is the 5th step of the third epoch
+    run_mpi(2, str(HERE / "mpi_worker.py"), *worker, env={"FASTNN_TEST_KILL_AFTER": "27"},
+            expect_failure=True)
+    assert not list(out.iterdir()), "the killed job must not have finished"
+    _, written = read_checkpoint(checkpoint)
+    assert written.fit["epochs_done"] == 2, "the last checkpoint is the end of epoch 2"
+    assert written.fit["history"]["iterations"]["step"][-1] == 22
+    assert len(written.fit["shuffle"]) == 2 and written.fit["fingerprint"]["ranks"] == 2
+
+    run_mpi(2, str(HERE / "mpi_worker.py"), *worker)
+    ranks = [np.load(out / f"resume{r}.npz") for r in (0, 1)]
+    for rank in ranks:
+        assert np.array_equal(rank["resumed_params"], rank["full_params"])
+        for key in ("loss", "val_loss", "steps", "epochs"):
+            assert np.array_equal(rank[f"resumed_{key}"], rank[f"full_{key}"]), key
+    assert np.array_equal(ranks[0]["resumed_params"], ranks[1]["resumed_params"])
+    assert not np.array_equal(ranks[0]["full_params"], mpi_worker.network().params)
+    assert ranks[0]["full_epochs"].tolist() == [0, 1, 2, 3, 4]
+    for rank in ranks:
+        assert rank["trained_after_resume"].tolist() == [2, 3, 4], "it resumed, not restarted"

@@ -1,6 +1,7 @@
 """What fit offers beyond plain SGD: schedules, validation and early stopping,
 callbacks, weights, warm starts, per-iteration records, faults and checkpoints."""
 
+import functools
 import math
 
 import numpy as np
@@ -9,12 +10,10 @@ import pytest
 from fastnn import DivergenceError, Network, schedules
 from fastnn.checkpoint import read_checkpoint
 
+import helpers
 
-def blobs(n=300, d=8, classes=3, seed=0, spread=3.0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((classes, d)) * spread
-    y = rng.integers(0, classes, n)
-    return centers[y] + rng.standard_normal((n, d)), y
+#: Gaussian clusters, well separated unless ``spread`` is small
+blobs = functools.partial(helpers.blobs, n=300, d=8)
 
 
 # ---------------------------------------------------------------- schedules
@@ -69,8 +68,10 @@ def test_reduce_on_plateau_in_fit_watches_validation_loss():
 def test_schedule_arguments_are_checked():
     with pytest.raises(ValueError, match="step_size must be an integer >= 1"):
         schedules.StepLR(0)
-    with pytest.raises(ValueError, match=r"factor must be a number in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
         schedules.ReduceLROnPlateau(factor=2)
+    with pytest.raises(TypeError, match="gamma must be a real number"):
+        schedules.ExponentialLR("0.9")
     X, y = blobs(n=20)
     with pytest.raises(ValueError, match=r"lr_schedule\(0\) returned -1"):
         Network([8, 3]).fit(X, y, epochs=1, lr_schedule=lambda e: -1)
@@ -293,8 +294,8 @@ def test_divergence_stops_restores_and_names_the_epoch(backend):
     net = Network([8, 16, 3], output="softmax", seed=0, backend=backend)
     net.fit(X, y, epochs=1, lr=1e-3)
     before = net.params.copy()
-    with np.errstate(all="ignore"), pytest.raises(DivergenceError,
-                                                  match=r"diverged in epoch 1 .*smaller learning rate") as raised:
+    with np.errstate(all="ignore"), pytest.raises(
+            DivergenceError, match=r"diverged in epoch 1 .*smaller learning rate") as raised:
         net.fit(X, y, epochs=5, lr=1e12, momentum=0.9)
     np.testing.assert_array_equal(net.params, before)
     assert raised.value.epoch == 1 and len(raised.value.history) == 0
@@ -306,12 +307,12 @@ def interrupt_in_epoch(monkeypatch, network, epoch, call_in_epoch=2):
     """Ctrl-C in the middle of ``epoch`` (0-based, over the network's life): the
     backend's ``call_in_epoch``-th train_epoch call of that epoch changes the
     parameters and then raises KeyboardInterrupt, as a Ctrl-C arriving there would."""
-    kernels = network._kernels()
+    kernels = network.kernels
     real = kernels.train_epoch
     calls = {"n": 0}
 
     def flaky(*args):
-        if network._epochs_done == epoch:
+        if network.training_state.epochs_done == epoch:
             calls["n"] += 1
             if calls["n"] == call_in_epoch:
                 real(*args)
@@ -370,8 +371,10 @@ def test_checkpoint_every_k_epochs_and_loadable_as_a_network(tmp_path):
     path = tmp_path / "every2.ckpt"
     net = Network([8, 6, 3], seed=1)
     writes = []
-    net.fit(X, y, epochs=5, checkpoint=path, checkpoint_every=2,
-            callbacks=[lambda n, h: writes.append(path.exists() and read_checkpoint(path)[1].fit["epochs_done"])])
+    def record(network, history):
+        writes.append(path.exists() and read_checkpoint(path)[1].fit["epochs_done"])
+
+    net.fit(X, y, epochs=5, checkpoint=path, checkpoint_every=2, callbacks=[record])
     # callbacks run before the epoch's checkpoint is written: they see the previous one
     assert writes == [False, False, 2, 2, 4]
     assert read_checkpoint(path)[1].fit["epochs_done"] == 5, "the end of the fit is saved too"
@@ -394,7 +397,8 @@ def test_resume_refuses_a_different_fit(tmp_path):
     Network([8, 6, 3], seed=1).fit(X, y, epochs=2, batch_size=10, checkpoint=path)
     other = Network([8, 6, 3], seed=1)
     before = other.params.copy()
-    with pytest.raises(ValueError, match=r"different fit \(batch_size: 10 in the checkpoint, 20 now"):
+    with pytest.raises(ValueError,
+                       match=r"different fit \(batch_size: 10 in the checkpoint, 20 now"):
         other.fit(X, y, epochs=4, batch_size=20, checkpoint=path, resume=True)
     np.testing.assert_array_equal(other.params, before)
     with pytest.raises(ValueError, match="architecture"):
@@ -417,6 +421,10 @@ def test_infinite_validation_loss_is_divergence():
     y = X @ [1.0, -2.0, 0.5, 3.0]
     net = Network([4, 8, 1], output="identity", seed=0)
     before = net.params.copy()
-    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="diverged in epoch 0"):
+    # epochs counted from 1 in the message, as the progress lines count them
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError,
+                                                  match="diverged in epoch 1 of 3") as raised:
         net.fit(X[:150], y[:150], epochs=3, lr=3, validation_data=(X[150:], y[150:]))
     np.testing.assert_array_equal(net.params, before)
+    assert raised.value.epoch == 0, "the attribute counts as History.epoch does, from 0"
+    assert (raised.value.epoch_in_fit, raised.value.epochs, raised.value.lr) == (1, 3, 3.0)

@@ -8,8 +8,9 @@ tolerances, as in umap's and scikit-learn's gradient tests.
 import numpy as np
 import pytest
 
-from conftest import ACTIVATIONS, OUTPUTS, make_problem
 from fastnn import Network
+
+from helpers import ACTIVATIONS, OUTPUTS, make_problem
 
 EPS = 1e-6
 

@@ -8,8 +8,9 @@ of 1, an odd size and larger than the data.
 import numpy as np
 import pytest
 
-from conftest import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
 from fastnn import kernels, reference
+
+from helpers import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relative_error
 
 # wide enough that a batch of 67 rows crosses every parallel threshold
 WIDE = [96, 160, 130, 10]
@@ -34,18 +35,19 @@ def test_forward_loss_delta_backward(sizes, n, activation, output, dtype, n_thre
     case = KernelCase(sizes, activation, output, dtype, n)
 
     def run(module):
-        acts, deltas = case.workspace(), case.workspace()
+        workspace = case.workspace()
+        acts, deltas = workspace.acts, workspace.deltas
         grad = np.zeros_like(case.net.params)
         grad_decay = np.zeros_like(case.net.params)
         module.forward(case.net.params, case.table, case.hidden, case.X, acts)
-        Z = case.block(acts, case.last)
+        Z = workspace.logits(case.n)
         A = np.empty_like(Z)
         module.output_activation(case.output, Z, A)
         loss = module.loss_sum(case.output, Z, case.Y, case.weights)
         errors = module.error_count(case.output, Z, case.Y, case.weights)
         delta_loss = module.output_delta(case.output, Z, case.Y, case.weights,
                                          case.dtype.type(1.0 / case.weights.sum()),
-                                         case.block(deltas, case.last))
+                                         workspace.output_deltas(case.n))
         module.backward(case.net.params, case.table, case.hidden, case.X, acts, deltas,
                         case.dtype.type(0), grad)
         module.backward(case.net.params, case.table, case.hidden, case.X, acts, deltas,
@@ -135,12 +137,10 @@ def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer
         grad = np.zeros_like(params)
         state, step = new_state(settings_name(optimizer), params.size, case.dtype)
         stats = np.zeros((n_batches, 3))
+        ws = case.workspace(batch)
         module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
                            case.X, case.Y, case.weights, order, batch, settings, step,
-                           np.zeros((batch, sizes[0]), case.dtype),
-                           np.zeros((batch, sizes[-1]), case.dtype),
-                           np.zeros(batch, case.dtype), case.workspace(batch),
-                           case.workspace(batch), stats)
+                           ws.x, ws.y, ws.w, ws.acts, ws.deltas, stats)
         return params, state, stats
 
     (p_numba, s_numba, st_numba), (p_ref, s_ref, st_ref) = both(case, n_threads, run)
@@ -187,10 +187,10 @@ def test_per_sample_sgd_pipeline(sizes, dtype):
         grad = np.zeros_like(params)
         state, step = new_state("sgd", params.size, case.dtype)
         stats = np.zeros((n, 3))
+        ws = case.workspace(1)
         module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
                            case.X, case.Y, weights, order, 1, settings, step,
-                           np.zeros((1, sizes[0]), case.dtype), np.zeros((1, sizes[-1]), case.dtype),
-                           np.zeros(1, case.dtype), case.workspace(1), case.workspace(1), stats)
+                           ws.x, ws.y, ws.w, ws.acts, ws.deltas, stats)
         return params, stats
 
     (p_numba, s_numba), (p_ref, s_ref) = both(case, 1, run)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastnn import Network
-from fastnn.io import ModelFileError
+from fastnn.model_files import ModelFileError
 
 
 @pytest.fixture

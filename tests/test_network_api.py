@@ -1,4 +1,4 @@
-"""The public API of SPEC section 6: shapes, views, initialisation, conversions, files."""
+"""The public API (docs/design.md, section 6): shapes, views, initialisation, conversions, files."""
 
 import numpy as np
 import pytest
@@ -43,8 +43,8 @@ def test_forward_predict_shapes_sigmoid_and_identity():
 
 
 def test_forward_in_chunks_equals_one_pass():
-    from fastnn import network
-    rows = network.CHUNK_ROWS + 37
+    from fastnn import evaluation
+    rows = evaluation.CHUNK_ROWS + 37
     X = np.random.default_rng(1).standard_normal((rows, 8))
     net = Network([8, 6, 3], dtype="float64")
     whole = net.forward(X)

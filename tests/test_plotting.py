@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import History
-from fastnn import plotting
+from fastnn import History, plotting
 
 
 def png_size(path):

@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numba.core.errors import NumbaError
 
-from conftest import ACTIVATIONS, PARITY_RTOL, make_targets, relative_error
 from fastnn import Network
+
+from helpers import ACTIVATIONS, PARITY_RTOL, make_targets, relative_error
 
 # compiled kernels are shared by every example: no example recompiles anything
 SETTINGS = settings(max_examples=40, deadline=None,

@@ -390,7 +390,8 @@ def test_optimizer_specific_settings():
                         random_state=0).fit(X_train, y_train)
     adamw = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, optimizer="adamw",
                           weight_decay=1e-2, random_state=0).fit(X_train, y_train)
-    assert sgd.network_._optimizer[0] == "sgd" and adamw.network_._optimizer[0] == "adamw"
+    assert sgd.network_.training_state.optimizer == "sgd"
+    assert adamw.network_.training_state.optimizer == "adamw"
 
 
 def test_class_weight_uses_labels():

@@ -1,5 +1,6 @@
 """Out-of-core training: fit on memmaps and other array-likes, streamed in blocks."""
 
+import functools
 import threading
 import tracemalloc
 
@@ -10,13 +11,10 @@ import scipy.sparse
 from fastnn import Network, schedules
 from fastnn.streaming import StreamDataError, block_schedule, is_out_of_core
 
+import helpers
 
-def blobs(n=3000, d=20, classes=3, seed=0, spread=1.0):
-    """Overlapping classes, so the gradients stay large for several epochs."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((classes, d)) * spread
-    y = rng.integers(0, classes, n)
-    return centers[y] + rng.standard_normal((n, d)), y
+#: overlapping classes, so the gradients stay large for several epochs
+blobs = functools.partial(helpers.blobs, n=3000, d=20, spread=1.0)
 
 
 def on_disk(tmp_path, name, array):
@@ -71,7 +69,7 @@ def test_shuffle_visits_blocks_then_rows_in_random_order(tmp_path):
     streamed = Network([20, 16, 3], dtype="float64", seed=4)
     replay = Network([20, 16, 3], dtype="float64", seed=4)
     rng = np.random.default_rng()
-    rng.bit_generator.state = streamed._shuffle_rng.bit_generator.state
+    rng.bit_generator.state = streamed.training_state.rng_state
     streamed.fit(X_disk, y, epochs=2, batch_size=16, momentum=0.9, block_rows=100)
     for epoch in range(2):
         blocks = list(block_schedule(1000, 100, True, rng))
@@ -225,7 +223,7 @@ def test_a_bad_block_names_its_rows_and_restores_the_epoch_start(tmp_path):
     assert isinstance(raised.value, ValueError)
     assert (raised.value.start, raised.value.stop) == (768, 1024)
     np.testing.assert_array_equal(net.params, after_first)
-    assert net._epochs_done == 1
+    assert net.training_state.epochs_done == 1
     assert threading.active_count() == threads  # the reader thread is gone
 
     labels = y.copy()

@@ -1,18 +1,17 @@
 """fit learns, is reproducible, and records what it did."""
 
+import functools
+
 import numpy as np
 import pytest
 
 from fastnn import History, Network
 from fastnn.threads import available_threads
 
+import helpers
 
-def blobs(n=600, d=10, classes=3, seed=0):
-    """Gaussian clusters: learnable to near-perfect accuracy."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((classes, d)) * 3
-    y = rng.integers(0, classes, n)
-    return centers[y] + rng.standard_normal((n, d)), y
+#: Gaussian clusters: learnable to near-perfect accuracy
+blobs = functools.partial(helpers.blobs, n=600, d=10)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

@@ -125,7 +125,7 @@ def test_matches_pytorch_optimizers(backend, optimizer, options):
     """The same network, data and steps in PyTorch (skipped where it is not installed).
 
     PyTorch decays every parameter it is given, so the biases go in their
-    own group with weight_decay 0 (SPEC: biases are never decayed).
+    own group with weight_decay 0 (docs/design.md, section 4: biases are never decayed).
     """
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def test_matches_pytorch_optimizers(backend, optimizer, options):
 def test_hand_computed_two_layer_regression_step(backend):
     """Seed 003, eqs. 6.24-6.27: one SGD step of a 2-2-1 relu regression net.
 
-    The notes' loss is ``(y - z)²`` (so ``dz = -2(y - z)``); SPEC uses
+    The notes' loss is ``(y - z)²`` (so ``dz = -2(y - z)``); docs/design.md, section 2, uses
     ``½(ŷ - y)²`` (so ``δ = ŷ - y``).  With x = (1, 2), y = 1:
     z1 = W1 x + b1 = (0.5, 0.6) = q (relu), ŷ = W2 q + b2 = 0.09, loss 0.41405,
     δ2 = -0.91, ∂W2 = δ2 q = (-0.455, -0.546), ∂b2 = -0.91,

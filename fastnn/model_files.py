@@ -5,15 +5,14 @@ read with ``allow_pickle=False``, so loading a file never runs code.  Every
 member is checked against the stored layer sizes before a network is built.
 """
 
-import contextlib
 import json
 import os
-import secrets
 import zipfile
 
 import numpy as np
 
 from fastnn import codes
+from fastnn.files import NotAnArchive, open_npz, write_atomically
 from fastnn.layout import layer_table, n_params
 from fastnn.validation import DTYPES
 
@@ -26,45 +25,26 @@ _MEMBERS = {"format", "version", "sizes", "activation", "output", "dtype", "init
 CHECKPOINT_MEMBERS = {"optimizer", "state", "step", "best_params", "fit"}
 
 
-def write_atomically(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash mid-write leaves the old file (or none), never a truncated one.
-    The temporary file sits in the target's directory so the rename is atomic
-    (one file system); it is opened with ``O_EXCL`` under a random name, so
-    concurrent writers never share it, and with the umask-derived mode any
-    other file would get (``mkstemp`` would make it 0600).
-    """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        # writing through a file object also stops numpy appending ".npz"
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def network_arrays(network, format_tag=FORMAT):
     """The members of a model file describing ``network``."""
+    fields = network.architecture.fields()
     return {
         "format": np.array(format_tag),
         "version": np.array(VERSION, dtype=np.int64),
-        "sizes": np.array(network.sizes, dtype=np.int64),
-        "activation": np.array(network.activation, dtype=str).reshape(-1),
-        "output": np.array(network.output),
-        "dtype": np.array(network.dtype.name),
+        "sizes": np.array(fields["sizes"], dtype=np.int64),
+        "activation": np.array(fields["activation"], dtype=str).reshape(-1),
+        "output": np.array(fields["output"]),
+        "dtype": np.array(fields["dtype"]),
         "init": np.array(network.init),
         "params": network.params,
-        "rng_state": np.array(json.dumps(network._shuffle_rng.bit_generator.state)),
+        "rng_state": np.array(json.dumps(network.training_state.rng_state)),
     }
+
+
+def architecture_fields(stored):
+    """The :meth:`fastnn.architecture.Architecture.fields` of what :func:`read_network` read."""
+    return {"sizes": list(stored["sizes"]), "activation": list(stored["activation"]),
+            "output": stored["output"], "dtype": stored["dtype"]}
 
 
 def save_network(network, path):
@@ -101,18 +81,17 @@ def read_network(path):
         model file.
     """
     try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        fail(path, f"cannot read it as .npz ({error})")
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        fail(path, "it holds a single array, not an .npz archive")
+        data = open_npz(path)
+    except NotAnArchive as error:
+        fail(path, str(error))
     with data:
         found = set(data.files)
         try:
             if "format" not in found:
-                fail(path, f"no format tag among members {sorted(found)}")
+                looks_like = (" (a data file, as fastnn.datasets.load_dataset reads, not a "
+                              "model)" if "X_train" in found else "")
+                fail(path, f"it has no format tag, so Network.save did not write it; its "
+                           f"members are {sorted(found)}{looks_like}")
             format_tag = scalar_string(path, data, "format")
             if format_tag not in (FORMAT, CHECKPOINT_FORMAT):
                 fail(path, f"format tag {format_tag!r} is neither {FORMAT!r} nor "
@@ -125,7 +104,8 @@ def read_network(path):
                 fail(path, f"format version {version!r} is not supported (this fastnn reads "
                             f"version {VERSION})")
             sizes = data["sizes"]
-            if sizes.ndim != 1 or sizes.size < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
+            if (sizes.ndim != 1 or sizes.size < 2 or sizes.dtype.kind not in "iu"
+                    or (sizes < 1).any()):
                 fail(path, f"layer sizes {sizes!r} are not at least two positive integers")
             sizes = tuple(int(s) for s in sizes)
             activation = data["activation"]
