@@ -33,9 +33,9 @@ if not ({"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.env
 
 from fastnn import codes as _codes  # noqa: E402
 from fastnn.kernels import cache_guard as _cache_guard  # noqa: E402
+from fastnn.kernels import compiler as _compiler  # noqa: E402
 from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels import plans as _plans  # noqa: E402
-from fastnn.kernels import compiler as _compiler  # noqa: E402
 from fastnn.kernels.leaves import address_table, unit_list  # noqa: E402
 from fastnn.kernels.native_calls import (  # noqa: E402
     DELTA_LEAF,

@@ -3,7 +3,7 @@
 Numba checks a cached function against its own source file only.  A kernel
 that calls (and so embeds) code from another file keeps running the old code
 after that file changes: editing ``elementwise.py`` would leave the cached
-``backward_pass`` stale (DESIGN rule 3; it also happened while building this).
+``backward_pass`` stale (docs/design.md, rule 3; it also happened while building this).
 So the cache folder carries a stamp, a hash of every source the kernels are
 compiled from, and a stamp that does not match the sources clears the folder's
 fastnn entries before anything is loaded from it.

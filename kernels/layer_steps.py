@@ -40,7 +40,6 @@ that way a thread reads only its share of the weights), so the numbers depend
 on the thread count but never on timing.
 """
 
-import numpy as np
 from numba import njit, prange
 
 from fastnn import codes

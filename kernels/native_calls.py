@@ -17,7 +17,7 @@ another layout is a typing error, never a call with the wrong layout).
 """
 
 import numpy as np
-from numba import types, typeof
+from numba import typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 

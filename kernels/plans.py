@@ -24,7 +24,7 @@ call of a layer step in it, so it is compiled once per dtype (docs/design.md,
 rule 7: compile time grows with the code Numba lowers).
 """
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numba import njit
@@ -52,11 +52,11 @@ CLIP = 12
 
 def _plan(rows):
     plan = np.array(rows, dtype=np.int64).reshape(-1, 2)
-    plan.flags.writeable = False  # shared by every call (lru_cache)
+    plan.flags.writeable = False  # shared by every call (functools.cache)
     return plan
 
 
-@lru_cache(maxsize=None)
+@cache
 def forward_plan(n_layers):
     """FORWARD of every layer, first to last."""
     return _plan([(FORWARD, l) for l in range(n_layers)])
@@ -71,19 +71,19 @@ def _backward_rows(n_layers, kind):
     return rows
 
 
-@lru_cache(maxsize=None)
+@cache
 def backward_plan(n_layers):
     """The backward pass into the gradient buffer (``δ_L`` must be in place)."""
     return _plan(_backward_rows(n_layers, GRADIENT))
 
 
-@lru_cache(maxsize=None)
+@cache
 def step_plan(n_layers):
     """Clip the gradient, count the step, step every layer (UPDATE)."""
     return _plan([(CLIP, 0), (SCALARS, 0)] + [(UPDATE, l) for l in range(n_layers)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def training_plan(n_layers, plain_sgd, clipped):
     """One training batch: forward, output, backward and the step (see the module)."""
     rows = [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]

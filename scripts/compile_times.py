@@ -89,8 +89,9 @@ if spec["validation"]:
 net.fit(X, y, **options)
 fitted = time.perf_counter()
 net.predict(X[:10])
-print(json.dumps({"rows": rows, "passes": passes, "by_function": by_function, "import": imported - started,
-                  "fit": fitted - imported, "total": time.perf_counter() - started}))
+print(json.dumps({"rows": rows, "passes": passes, "by_function": by_function,
+                  "import": imported - started, "fit": fitted - imported,
+                  "total": time.perf_counter() - started}))
 """
 
 

@@ -7,7 +7,6 @@ compiled step loops, thread scopes, the table), not the speed.
 import importlib.util
 from pathlib import Path
 
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_batch_steps.py"
 
 

@@ -23,7 +23,7 @@ from fastnn.kernels.native_calls import (
 )
 from fastnn.kernels.small_matmul import SMALL_RANK, SMALL_ROWS
 from fastnn.layout import layer_table, n_params, n_units, parameter_views, workspace_block
-from fastnn.optim import new_state, step_settings
+from fastnn.optim import step_settings
 from fastnn.threads import thread_scope
 
 #: the wide layer (96 units) makes every product big enough to split; the
