@@ -66,3 +66,30 @@ def address(typingctx, array, offset):
         return builder.ptrtoint(builder.gep(data, [offset_value]),
                                 context.get_value_type(types.intp))
     return sig, codegen
+
+
+@intrinsic
+def row_segment(typingctx, M, row, start, stop):
+    """``M[row, start:stop]`` of a C-contiguous matrix, as a 1-D view.
+
+    The block loops run over such segments, from 0 to their length: with the
+    bounds of a block inside the loop (``for j in range(c0, c1)`` over a row)
+    LLVM could not tell the rows of the parameters, the gradient and the
+    optimizer state apart, and left the optimizer's loops scalar (8 times
+    slower: 650 against 85 µs for Adam's step of 200 x 784 float32).
+    """
+    view_type = types.Array(M.dtype, 1, "C")
+    sig = view_type(M, types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        matrix_value, row_value, start_value, stop_value = args
+        src = make_array(signature.args[0])(context, builder, matrix_value)
+        cols = cgutils.unpack_tuple(builder, src.shape, 2)[1]
+        first = builder.add(builder.mul(row_value, cols), start_value)
+        out = make_array(view_type)(context, builder)
+        populate_array(out, data=builder.gep(src.data, [first]),
+                       shape=cgutils.pack_array(builder, [builder.sub(stop_value, start_value)]),
+                       strides=cgutils.pack_array(builder, [src.itemsize]),
+                       itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, view_type, out._getvalue())
+    return sig, codegen

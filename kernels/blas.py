@@ -10,11 +10,12 @@ to compile, and a block of columns is not contiguous anyway).
 
 import llvmlite.binding as llvm
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
-from numba.extending import get_cython_function_address, intrinsic, register_jitable
+from numba.extending import get_cython_function_address, intrinsic
 
 from fastnn.kernels.arrays import address
+from fastnn.kernels.config import INTERNAL
 
 # Compiled code calls BLAS through a named symbol, not a ctypes pointer: a
 # pointer is a "dynamic global" that forbids cache=True, whereas a symbol is
@@ -52,17 +53,29 @@ def _fortran_gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, bet
     return sig, codegen
 
 
-@register_jitable(inline="always")
-def gemm(transa, transb, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start,
-         ldc):
-    """``C ← alpha · op(A) · op(B) + beta · C`` on row-major blocks.
+@njit(inline="always")
+def _gemm(transa, transb, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start, ldc):
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a
+    # row-major buffer read column-major is its own transpose: so pass B
+    # first, with the transpose flags as given.
+    if m == 0 or n == 0:
+        return
+    _fortran_gemm(transb, transa, n, m, k, alpha, address(B, b_start), ldb, address(A, a_start),
+                  lda, beta, address(C, c_start), ldc)
+
+
+# One function for each pair of transposes the layer steps use: flags passed
+# as arguments would be literals at the call sites, and every literal value
+# compiles another specialisation.
+
+@njit(**INTERNAL)
+def gemm_nt(m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start, ldc):
+    """``C ← alpha · A · Bᵀ + beta · C`` on row-major blocks.
 
     Parameters
     ----------
-    transa, transb : bool
-        ``op(A) = A.T`` when ``transa`` (likewise ``B``).
     m, n, k : int
-        ``op(A)`` is (m, k), ``op(B)`` (k, n), the block of ``C`` (m, n).
+        ``A`` is (m, k), ``Bᵀ`` (k, n), the block of ``C`` (m, n).
     alpha, beta : scalars of the dtype
         With ``beta == 0`` the old ``C`` is not read (it may hold NaN).
     A, B, C : ndarray
@@ -71,10 +84,19 @@ def gemm(transa, transb, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta,
         element, ``lda``, ``ldb``, ``ldc`` the distances between their rows.
         ``C`` is updated in place.
     """
-    if m == 0 or n == 0:
-        return
-    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a
-    # row-major buffer read column-major is its own transpose: so pass B
-    # first, with the transpose flags as given.
-    _fortran_gemm(transb, transa, n, m, k, alpha, address(B, b_start), ldb, address(A, a_start),
-                  lda, beta, address(C, c_start), ldc)
+    _gemm(False, True, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start,
+          ldc)
+
+
+@njit(**INTERNAL)
+def gemm_nn(m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start, ldc):
+    """``C ← alpha · A · B + beta · C``; as :func:`gemm_nt`, ``B`` is (k, n)."""
+    _gemm(False, False, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C,
+          c_start, ldc)
+
+
+@njit(**INTERNAL)
+def gemm_tn(m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start, ldc):
+    """``C ← alpha · Aᵀ · B + beta · C``; as :func:`gemm_nt`, ``A`` is (k, m)."""
+    _gemm(True, False, m, n, k, alpha, A, a_start, lda, B, b_start, ldb, beta, C, c_start,
+          ldc)

@@ -21,3 +21,8 @@ MIN_PARALLEL_INNER = 32
 #: fit's divergence check) instead of a branch that raises -- that branch kept
 #: LLVM from vectorising any loop with a division (Adam's step ran scalar)
 COMPILED = dict(cache=True, nogil=True, error_model="numpy")
+
+#: ... and the functions only compiled code calls (the layer steps and their
+#: helpers, called through addresses or linked): no wrappers that convert
+#: Python objects, which are code to compile and nothing would call
+INTERNAL = dict(COMPILED, no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -1,11 +1,12 @@
 """Element-wise loops over a block of a matrix: bias + activation, the activation
 derivative, a scaled copy; and the row gathers and column sums of a batch.
 
-Every function here is an ``inline="always"`` body: it is compiled into the
-kernel that calls it, never as a function of its own.  The block loops take
+Each is a compiled function of its own, called by the layer steps (an inlined
+body would be compiled again at every call site); LLVM inlines it there.  The block loops take
 the whole matrix and the block's bounds, ``rows r0:r1`` and ``columns c0:c1``,
-so that each row is a contiguous 1-D array to the compiler (it vectorises
-those loops; it did not vectorise the same loops over a 2-D slice).  They run
+and run over each row's segment from 0 to its length
+(:func:`fastnn.kernels.arrays.row_segment`): LLVM vectorises those loops, and
+did not vectorise all of them over a 2-D slice or with the bounds in the loop.  They run
 on whatever thread holds the block: :mod:`fastnn.kernels.matmul` calls them on
 each thread's slab of a product right after that slab is computed, so the
 element-wise work is shared among the threads without a parallel loop of its
@@ -16,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from fastnn import codes
+from fastnn.kernels.arrays import row_segment
 from fastnn.kernels.scalars import cast_like
 
 
@@ -37,21 +39,23 @@ def bias_activate(Z, b, code, r0, r1, c0, c1):
     """
     # in the dtype, as the reference's NumPy arithmetic
     slope = cast_like(Z, codes.LEAKY_SLOPE if code == codes.LEAKY_RELU else 1.0)
+    bias = b[c0:c1]
     for i in range(r0, r1):
-        row = Z[i]
+        row = row_segment(Z, i, c0, c1)
+        width = row.shape[0]
         if code == codes.RELU:
-            for j in range(c0, c1):
-                v = row[j] + b[j]
+            for j in range(width):
+                v = row[j] + bias[j]
                 row[j] = v if v > 0 else 0
         elif code == codes.SIGMOID:
-            for j in range(c0, c1):
-                row[j] = sigmoid(row[j] + b[j])
+            for j in range(width):
+                row[j] = sigmoid(row[j] + bias[j])
         elif code == codes.TANH:
-            for j in range(c0, c1):
-                row[j] = np.tanh(row[j] + b[j])
+            for j in range(width):
+                row[j] = np.tanh(row[j] + bias[j])
         else:
-            for j in range(c0, c1):
-                v = row[j] + b[j]
+            for j in range(width):
+                v = row[j] + bias[j]
                 row[j] = v if v > 0 else slope * v
 
 
@@ -72,19 +76,19 @@ def multiply_derivative(D, A, code, one, r0, r1, c0, c1):
     if code == codes.RELU or code == codes.LEAKY_RELU:
         slope = cast_like(D, 0.0 if code == codes.RELU else codes.LEAKY_SLOPE)
         for i in range(r0, r1):
-            drow = D[i]
-            arow = A[i]
+            drow = row_segment(D, i, c0, c1)
+            arow = row_segment(A, i, c0, c1)
             # a select, not a conditional store: LLVM vectorises a select
             # (the branch form ran at a fifth of the speed)
-            for j in range(c0, c1):
+            for j in range(drow.shape[0]):
                 drow[j] = drow[j] if arow[j] > 0 else drow[j] * slope
     else:
         p = zero if code == codes.SIGMOID else one
         q = one if code == codes.SIGMOID else zero
         for i in range(r0, r1):
-            drow = D[i]
-            arow = A[i]
-            for j in range(c0, c1):
+            drow = row_segment(D, i, c0, c1)
+            arow = row_segment(A, i, c0, c1)
+            for j in range(drow.shape[0]):
                 drow[j] *= p + arow[j] * (q - arow[j])
 
 
@@ -92,9 +96,9 @@ def multiply_derivative(D, A, code, one, r0, r1, c0, c1):
 def scaled_copy(src, scale, dst, r0, r1, c0, c1):
     """``dst ← scale · src`` on the block of two same-shaped (n, d) arrays."""
     for i in range(r0, r1):
-        s = src[i]
-        d = dst[i]
-        for j in range(c0, c1):
+        s = row_segment(src, i, c0, c1)
+        d = row_segment(dst, i, c0, c1)
+        for j in range(s.shape[0]):
             d[j] = scale * s[j]
 
 

@@ -43,9 +43,9 @@ on the thread count but never on timing.
 from numba import njit, prange
 
 from fastnn import codes
-from fastnn.kernels.blas import gemm
+from fastnn.kernels.blas import gemm_nn, gemm_nt, gemm_tn
 from fastnn.kernels.config import (
-    COMPILED,
+    INTERNAL,
     MIN_PARALLEL_ELEMENTS,
     MIN_PARALLEL_INNER,
     MIN_PARALLEL_MULTIPLY_ADDS,
@@ -84,7 +84,7 @@ STEP = 5
 UPDATE = 6
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def leaf_of(kind):
     """The slot of the address table holding the function that runs ``kind``."""
     if kind == FORWARD or kind == ACTIVATE:
@@ -96,7 +96,7 @@ def leaf_of(kind):
     return GRADIENT_LEAF
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def step_shape(kind, layer, n, table):
     """``(m, n_cols, k, multiply)`` of a step: its result is ``(m, n_cols)`` and, when
     ``multiply``, the product's inner size is ``k``."""
@@ -109,7 +109,7 @@ def step_shape(kind, layer, n, table):
     return fan_out, fan_in, n, kind != UPDATE
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def _input(layer, n, X, acts, table):
     # A_{l-1}: the batch for the first layer, else the activations below
     return X if layer == 0 else workspace_block(acts, table, layer - 1, n)
@@ -117,7 +117,7 @@ def _input(layer, n, X, acts, table):
 
 # reassoc and contract let LLVM vectorise the small products' dot products
 # (docs/design.md, rule 6); nothing else here reduces or multiplies-and-adds
-@njit(**COMPILED, fastmath={"reassoc", "contract"})
+@njit(**INTERNAL, fastmath={"reassoc", "contract"})
 def forward_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """FORWARD or ACTIVATE on rows ``r0:r1`` and columns ``c0:c1`` of ``Z_l`` (n, d_l).
 
@@ -150,13 +150,13 @@ def forward_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
         if r0 == 0 and r1 == n and c0 == 0 and c1 == fan_out and n <= SMALL_ROWS:
             rows_times_transposed(s.one, A, W, s.zero, Z)
         else:
-            gemm(False, True, r1 - r0, c1 - c0, fan_in, s.one, A, r0 * fan_in, fan_in, W,
+            gemm_nt(r1 - r0, c1 - c0, fan_in, s.one, A, r0 * fan_in, fan_in, W,
                  c0 * fan_in, fan_in, s.zero, Z, r0 * fan_out + c0, fan_out)
     code = hidden[layer] if layer < table.shape[0] - 1 else codes.IDENTITY
     bias_activate(Z, bias_view(params, table, layer), code, r0, r1, c0, c1)
 
 
-@njit(**COMPILED)
+@njit(**INTERNAL)
 def delta_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """DELTA on rows ``r0:r1`` and columns ``c0:c1`` of ``δ_{l-1}`` (n, d_{l-1}), ``l >= 1``."""
     params, grad, state, table, hidden, X, acts, deltas = buffers
@@ -168,23 +168,23 @@ def delta_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     if r0 == 0 and r1 == n and c0 == 0 and c1 == fan_in and n <= SMALL_ROWS:
         rows_times(s.one, D, W, s.zero, D_below)
     else:
-        gemm(False, False, r1 - r0, c1 - c0, fan_out, s.one, D, r0 * fan_out, fan_out, W, c0,
+        gemm_nn(r1 - r0, c1 - c0, fan_out, s.one, D, r0 * fan_out, fan_out, W, c0,
              fan_in, s.zero, D_below, r0 * fan_in + c0, fan_in)
     multiply_derivative(D_below, workspace_block(acts, table, layer - 1, n), hidden[layer - 1],
                         s.one, r0, r1, c0, c1)
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def _weight_product(alpha, beta, D, A, C, n, fan_in, fan_out, r0, r1, c0, c1):
     # C[r0:r1, c0:c1] ← alpha · (δᵀ A)[r0:r1, c0:c1] + beta · C: rank n
     if r0 == 0 and r1 == fan_out and c0 == 0 and c1 == fan_in and n <= SMALL_RANK:
         low_rank_update(alpha, D, A, beta, C)
     else:
-        gemm(True, False, r1 - r0, c1 - c0, n, alpha, D, r0, fan_out, A, c0, fan_in, beta, C,
+        gemm_tn(r1 - r0, c1 - c0, n, alpha, D, r0, fan_out, A, c0, fan_in, beta, C,
              r0 * fan_in + c0, fan_in)
 
 
-@njit(**COMPILED)
+@njit(**INTERNAL)
 def sgd_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """SGD on rows ``r0:r1`` and columns ``c0:c1`` of ``W_l`` (d_l, d_{l-1}): the
     backward pass and a plain SGD step in one product, no gradient buffer."""
@@ -203,7 +203,7 @@ def sgd_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
             b[j] -= s.lr * sums[j]
 
 
-@njit(**COMPILED)
+@njit(**INTERNAL)
 def gradient_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """GRADIENT, STEP or UPDATE on rows ``r0:r1`` and columns ``c0:c1`` of ``∂W_l``."""
     params, grad, state, table, hidden, X, acts, deltas = buffers
@@ -231,15 +231,16 @@ def gradient_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     S1 = state[state.shape[0] - 1]  # SGD keeps one row: it stands in for Adam's second
     for part in range(2 if first else 1):
         if part == 0:
-            update(W, G, weight_view(S0, table, layer), weight_view(S1, table, layer), s,
-                   s.weight_factor, r0, r1, c0, c1)
+            P, dP, M, V = W, G, weight_view(S0, table, layer), weight_view(S1, table, layer)
+            factor, a0, a1, b0, b1 = s.weight_factor, r0, r1, c0, c1
         else:
-            update(bias_row(params, table, layer), bias_row(grad, table, layer),
-                   bias_row(S0, table, layer), bias_row(S1, table, layer), s, s.one,
-                   0, 1, 0, fan_out)
+            P, dP = bias_row(params, table, layer), bias_row(grad, table, layer)
+            M, V = bias_row(S0, table, layer), bias_row(S1, table, layer)
+            factor, a0, a1, b0, b1 = s.one, 0, 1, 0, fan_out
+        update(P, dP, M, V, s, factor, a0, a1, b0, b1)
 
 
-@njit(**COMPILED, parallel=True)
+@njit(**INTERNAL, parallel=True)
 def parallel_step(step, kind, layer, n, buffers, s, n_blocks):
     """The step at address ``step`` on ``n_blocks`` blocks of its result, one per thread."""
     m, n_cols, _, _ = step_shape(kind, layer, n, buffers[3])

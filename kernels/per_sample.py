@@ -24,7 +24,9 @@ from fastnn.kernels.views import bias_view, weight_view, workspace_block
 @njit(inline="always")
 def _one(leaves, kind, layer, buffers, s):
     # a layer step of one row, on this thread: its block is the whole result
-    m, n_cols, _, _ = step_shape(kind, layer, 1, buffers[3])
+    kind = np.int64(kind)  # a literal would compile another specialisation
+    layer = np.int64(layer)
+    m, n_cols, _, _ = step_shape(kind, layer, np.int64(1), buffers[3])
     call_step(leaves[leaf_of(kind)], (kind, layer, 1, buffers, s, 0, m, 0, n_cols))
 
 
@@ -38,14 +40,16 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
     m = order.shape[0]
     L = table.shape[0]
     s = step_scalars(params, settings, np.int64(0))
-    W0 = weight_view(params, table, 0)
-    b0 = bias_view(params, table, 0)
-    bias_grad0 = bias_view(grad, table, 0)
-    Z0 = workspace_block(acts, table, 0, 1)
-    D0 = workspace_block(deltas, table, 0, 1)
+    # np.int64: a literal argument would compile another specialisation
+    first, one = np.int64(0), np.int64(1)
+    W0 = weight_view(params, table, first)
+    b0 = bias_view(params, table, first)
+    bias_grad0 = bias_view(grad, table, first)
+    Z0 = workspace_block(acts, table, first, one)
+    D0 = workspace_block(deltas, table, first, one)
     current = xbuf
     following = np.empty_like(xbuf)  # once per epoch
-    gather_rows(X, order, 0, current)
+    gather_rows(X, order, np.int64(0), current)
     first_product_ready = False
     for r in range(m):
         gather_rows(Y, order, r, ybuf)
@@ -66,8 +70,8 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
             kind = ACTIVATE if l == 0 and first_product_ready else FORWARD
             _one(leaves, kind, l, buffers, s)
         loss, errors = call_output(leaves[OUTPUT_LEAF], (
-            output, workspace_block(acts, table, L - 1, 1), ybuf, wbuf, 1.0 / wbuf[0],
-            workspace_block(deltas, table, L - 1, 1), OUTPUT_DELTA))
+            output, workspace_block(acts, table, L - 1, one), ybuf, wbuf, 1.0 / wbuf[0],
+            workspace_block(deltas, table, L - 1, one), OUTPUT_DELTA))
         batch_stats[r, 0] = loss / wbuf[0]
         batch_stats[r, 1] = errors / wbuf[0]
         batch_stats[r, 2] = wbuf[0]

@@ -21,7 +21,7 @@ has the flags.
 
 from numba import njit
 
-from fastnn.kernels.config import COMPILED
+from fastnn.kernels.config import INTERNAL
 from fastnn.kernels.scalars import cast_like
 
 #: products with at most this many rows of the result use the loops below
@@ -92,7 +92,7 @@ def low_rank_update(alpha, A, B, beta, C):
         _scale_and_add_rows(C[i], beta, alpha, A[:, i], B)
 
 
-@njit(**COMPILED, fastmath={"reassoc", "contract"})
+@njit(**INTERNAL, fastmath={"reassoc", "contract"})
 def rank1_update_then_dot(alpha, d, x, beta, W, x_next, z_next):
     """``W ← beta·W + alpha·dᵀx``, then ``z_next ← x_next·Wᵀ`` with the new ``W``,
     in one pass over ``W``.

@@ -14,7 +14,8 @@ import numpy as np
 from numba import njit
 
 from fastnn import codes
-from fastnn.kernels.config import COMPILED
+from fastnn.kernels.arrays import row_segment
+from fastnn.kernels.config import INTERNAL
 from fastnn.kernels.scalars import cast_like
 
 #: One step's numbers, every real in the parameters' dtype.  ``code``,
@@ -32,7 +33,7 @@ StepScalars = namedtuple("StepScalars", ["code", "nesterov", "lr", "momentum", "
 
 
 # compiled on its own (not inlined): its callers call it more than once
-@njit(**COMPILED)
+@njit(**INTERNAL)
 def step_scalars(params, settings, t):
     """The :class:`StepScalars` of step number ``t`` (Adam's, counted from 1).
 
@@ -74,6 +75,9 @@ def count_step(settings, step):
 def update(P, G, S0, S1, s, weight_factor, r0, r1, c0, c1):
     """One optimizer step on the block ``r0:r1, c0:c1`` of same-shaped matrices.
 
+    The loops run over row segments (:func:`fastnn.kernels.arrays.row_segment`)
+    so that LLVM vectorises them.
+
     Parameters
     ----------
     P : ndarray, shape (m, n)
@@ -91,37 +95,36 @@ def update(P, G, S0, S1, s, weight_factor, r0, r1, c0, c1):
     keep1 = s.one - s.beta1
     keep2 = s.one - s.beta2
     for i in range(r0, r1):
-        p = P[i]
-        g = G[i]
+        p = row_segment(P, i, c0, c1)
+        g = row_segment(G, i, c0, c1)
+        velocity = row_segment(S0, i, c0, c1)  # Adam's m
+        second = row_segment(S1, i, c0, c1)  # Adam's v
+        width = p.shape[0]
         if s.code == codes.SGD:
             if s.momentum == 0:
-                for j in range(c0, c1):
+                for j in range(width):
                     p[j] -= s.lr * g[j]
             elif s.nesterov:
-                velocity = S0[i]
-                for j in range(c0, c1):
+                for j in range(width):
                     v = s.momentum * velocity[j] + g[j]
                     velocity[j] = v
                     p[j] -= s.lr * (g[j] + s.momentum * v)
             else:
-                velocity = S0[i]
-                for j in range(c0, c1):
+                for j in range(width):
                     v = s.momentum * velocity[j] + g[j]
                     velocity[j] = v
                     p[j] -= s.lr * v
         else:
-            m = S0[i]
-            v = S1[i]
             if weight_factor != 1:
                 # AdamW's decoupled decay, before the step (as PyTorch does)
-                for j in range(c0, c1):
+                for j in range(width):
                     p[j] *= weight_factor
-            for j in range(c0, c1):
+            for j in range(width):
                 gj = g[j]
-                m_j = s.beta1 * m[j] + keep1 * gj
-                v_j = s.beta2 * v[j] + keep2 * gj * gj
-                m[j] = m_j
-                v[j] = v_j
+                m_j = s.beta1 * velocity[j] + keep1 * gj
+                v_j = s.beta2 * second[j] + keep2 * gj * gj
+                velocity[j] = m_j
+                second[j] = v_j
                 p[j] -= s.step_size * m_j / (np.sqrt(v_j) / s.root_correction + s.eps)
 
 

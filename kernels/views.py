@@ -9,34 +9,38 @@ from numba import njit
 
 from fastnn import layout
 from fastnn.kernels.arrays import matrix, vector
+from fastnn.kernels.config import INTERNAL
 
-_weight_span = njit(inline="always")(layout.weight_span)
-_bias_span = njit(inline="always")(layout.bias_span)
-_workspace_span = njit(inline="always")(layout.workspace_span)
+# Compiled functions of their own, not inlined: Numba compiles an inlined
+# function again at every call site (60-80 ms each; a layer step has a dozen
+# views), a called one once, and LLVM inlines such small code anyway.
+_weight_span = njit(**INTERNAL)(layout.weight_span)
+_bias_span = njit(**INTERNAL)(layout.bias_span)
+_workspace_span = njit(**INTERNAL)(layout.workspace_span)
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def weight_view(flat, table, layer):
     """``W`` of ``layer`` (0-based) as a (d_out, d_in) view into ``flat``."""
     start, rows, cols = _weight_span(table, layer)
     return matrix(flat, start, rows, cols)
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def bias_view(flat, table, layer):
     """``b`` of ``layer`` (0-based) as a (d_out,) view into ``flat``."""
     start, length = _bias_span(table, layer)
     return vector(flat, start, length)
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def bias_row(flat, table, layer):
     """``b`` of ``layer`` as a (1, d_out) view, for the block loops."""
     start, length = _bias_span(table, layer)
     return matrix(flat, start, 1, length)
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def workspace_block(buffer, table, layer, n_rows):
     """View of ``layer``'s rows in a flat workspace, shape (n_rows, d_{layer+1})."""
     start, rows, cols = _workspace_span(buffer.shape[0], table, layer, n_rows)

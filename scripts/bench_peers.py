@@ -283,11 +283,22 @@ def prepare_data(source, rows, directory):
             "MNIST not fetched)")
 
 
-def run_worker(engine, threads, extra_args):
-    """Run this script as a worker with the thread variables pinned; its JSON result."""
+#: the engine that runs fastnn-numba in another Python (--baseline-python)
+BASELINE_ENGINE = "fastnn-baseline"
+
+
+def run_worker(engine, threads, extra_args, baseline_python=None):
+    """Run this script as a worker with the thread variables pinned; its JSON result.
+
+    ``fastnn-baseline`` is the fastnn-numba worker run by ``baseline_python``,
+    another environment's interpreter (another fastnn installed there).
+    """
     env = dict(os.environ)
     env.update({name: str(threads) for name in THREAD_VARIABLES})
-    command = [sys.executable, os.path.abspath(__file__), "--worker", engine,
+    python = sys.executable
+    if engine == BASELINE_ENGINE:
+        python, engine = baseline_python, "fastnn-numba"
+    command = [python, os.path.abspath(__file__), "--worker", engine,
                "--threads", str(threads), *map(str, extra_args)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -345,7 +356,12 @@ def driver(args):
 
     notes = []
     available = []
+    if args.baseline_python:
+        engines.append(BASELINE_ENGINE)
     for engine in engines:
+        if engine == BASELINE_ENGINE:
+            available.append(engine)
+            continue
         module, install = REQUIREMENTS[engine]
         if importlib.util.find_spec(module) is None:
             notes.append(f"{engine}: skipped, {module} is not installed ({install})")
@@ -389,13 +405,14 @@ def driver(args):
                         out = run_worker(engine, args.threads, [
                             "--data-dir", data_dir, "--batch-size", b,
                             "--timed-rows", timed_rows[b], "--warmup-rows", warm,
-                            "--epochs", epochs])
+                            "--epochs", epochs], args.baseline_python)
                     except RuntimeError as error:
                         print(error, file=sys.stderr)
                         failed = True
                         continue
                     results.setdefault((b, engine), []).extend(out["seconds"])
-                    seen[engine] = out
+                    if engine != BASELINE_ENGINE:  # the same library names, other versions
+                        seen[engine] = out
                     if "inner_seconds" in out:
                         results.setdefault((b, engine, "inner"), []).extend(out["inner_seconds"])
                     per_epoch = statistics.median(out["seconds"]) * EPOCH_ROWS / timed_rows[b]
@@ -438,6 +455,13 @@ def driver(args):
                 median = statistics.median(inner) * EPOCH_ROWS / timed_rows[b]
                 footer.append(f"- batch {b}, {engine}: {fmt_seconds(median)} s/epoch in fit's "
                               "own epoch time (history['time'], without input checks).")
+    if args.baseline_python:
+        for b in batch_sizes:
+            new, old = results.get((b, BASELINE)), results.get((b, BASELINE_ENGINE))
+            if new and old:
+                footer.append(f"- batch {b}: fastnn-numba / fastnn-baseline = "
+                              f"{statistics.median(new) / statistics.median(old):.3f} "
+                              f"(baseline: {args.baseline_python})")
     footer += [f"- {note}" for note in notes]
     took = f"{elapsed / 60:.1f} min" if elapsed >= 60 else f"{elapsed:.0f} s"
     footer.append(f"- Run took {took}: python scripts/bench_peers.py " + " ".join(sys.argv[1:]))
@@ -475,6 +499,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 6,000 rows (scaled to an epoch), 1 round, 1 epoch")
     parser.add_argument("--output", help="also write the Markdown to this file")
+    parser.add_argument("--baseline-python", metavar="PYTHON",
+                        help="also time fastnn-numba under this interpreter (another "
+                             "environment with another fastnn: an A/B of two commits)")
     # hidden: rows of data used at batch sizes above 1 (tests), and the worker mode
     parser.add_argument("--rows", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=[*ENGINES, "sgemm"], help=argparse.SUPPRESS)
