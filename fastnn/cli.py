@@ -147,6 +147,23 @@ def _activation(text):
     return names[0] if len(names) == 1 else names
 
 
+#: optimizer names of ``fastnn compile`` (momentum, Nesterov, Adam and AdamW share kernels)
+COMPILE_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+DTYPES = ("float32", "float64")
+
+
+def _choices(allowed):
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if not names or unknown:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated names of {', '.join(allowed)}; got {text!r}")
+        return names
+    return parse
+
+
 # --------------------------------------------------------------------- the parser
 
 
@@ -156,7 +173,7 @@ def build_parser():
     Returns
     -------
     argparse.ArgumentParser
-        With subcommands ``train``, ``evaluate`` and ``fetch-mnist``; each
+        With subcommands ``train``, ``evaluate``, ``compile`` and ``fetch-mnist``; each
         subparser's ``handler`` default is the function that runs it and its
         ``command_parser`` default the subparser itself.
     """
@@ -264,6 +281,34 @@ def build_parser():
                           help="numba or numpy (default: %(default)s)")
     evaluate.add_argument("--threads", type=_positive_int, metavar="N",
                           help="threads to use (default: all available)")
+
+    # ---------------------------------------------------------------- compile
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile the kernels ahead of time (for Docker images and CI)",
+        description="Compile the Numba kernels of the common training paths into Numba's "
+                    "cache, so that the first fit in this environment loads them instead of "
+                    "compiling (what a first fit would otherwise spend, once, on this "
+                    "machine's CPU). The cache lives in NUMBA_CACHE_DIR when that is set, "
+                    "else beside the installed sources or, when those are read-only, in "
+                    "~/.cache/numba.",
+    )
+    compile_.set_defaults(handler=_compile, command_parser=compile_)
+    compile_.add_argument("--dtype", type=_choices(DTYPES), default=list(DTYPES),
+                          metavar="DTYPES",
+                          help=f"comma-separated, of {', '.join(DTYPES)} (default: both)")
+    compile_.add_argument("--optimizer", type=_choices(COMPILE_OPTIMIZERS),
+                          default=["sgd", "momentum", "adam"], metavar="NAMES",
+                          help=f"comma-separated, of {', '.join(COMPILE_OPTIMIZERS)} "
+                               "(default: sgd,momentum,adam; momentum, adam and adamw share "
+                               "their kernels)")
+    compile_.add_argument("--per-sample", action="store_true",
+                          help="also per-sample SGD (batch size 1)")
+    compile_.add_argument("--clip-norm", action="store_true",
+                          help="also training with gradient clipping")
+    compile_.add_argument("--threads", type=_positive_int, metavar="N",
+                          help="threads the kernels will run with (default: all available; "
+                               "with 1 the parallel split is not compiled)")
 
     # ------------------------------------------------------------ fetch-mnist
     fetch = commands.add_parser(
@@ -532,8 +577,11 @@ def _train(args):
         plot_training(history, Path(args.plot).expanduser(), title=title)
         say(f"curves drawn to {args.plot}")
 
+    compiling = (f"compiling the kernels {history.compile_time:.1f} s, "
+                 if history.compile_time else "")
     print(f"total time {time.perf_counter() - started:.1f} s "
-          f"(training {fit_seconds:.1f} s, {_plural(len(history), 'epoch')})")
+          f"({compiling}training {fit_seconds - history.compile_time:.1f} s, "
+          f"{_plural(len(history), 'epoch')})")
     return 0
 
 
@@ -621,6 +669,33 @@ def _evaluate(args):
 
 
 # --------------------------------------------------------------------- fetch-mnist
+
+
+def _compile(args):
+    from fastnn import kernels
+    from fastnn.threads import available_threads, thread_scope
+    from fastnn.validation import check_n_threads
+
+    threads = check_n_threads(args.threads, available_threads())
+    paths = ["forward"]
+    for name in args.optimizer:
+        path = "sgd" if name == "sgd" else "step"
+        if path not in paths:
+            paths.append(path)
+    if args.per_sample:
+        paths.append("per-sample")
+    if args.clip_norm:
+        paths.append("clipped")
+    print(f"{PROG} compile: the {', '.join(kernels.PATHS[p] for p in paths)} kernels; "
+          f"{', '.join(args.dtype)}; {threads} thread{'s' if threads != 1 else ''}")
+    started = time.perf_counter()
+    with thread_scope(threads, "numba"):
+        for dtype in args.dtype:
+            seconds = kernels.prepare(dtype, paths)
+            print(f"  {dtype}: " + (f"compiled in {seconds:.1f} s" if seconds
+                                    else "all cached already"), flush=True)
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
 
 
 def _fetch_mnist(args):

@@ -516,6 +516,10 @@ class DistributedRun(TrainingRun):
 
     # ------------------------------------------------------------ one epoch
 
+    def _kernel_paths(self, settings):
+        # each step: forward, loss and delta, backward, all-reduce, step
+        return ["forward", "backward", "optimizer-step"]
+
     def _train_epoch(self, settings, progress):
         comm, MPI = self.comm, self.MPI
         n = self.X.shape[0]

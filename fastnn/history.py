@@ -27,6 +27,9 @@ class History:
         completed epoch).
     best_epoch : int or None
         With ``patience``: the epoch whose parameters were restored.
+    compile_time : float
+        Seconds the fit spent compiling kernels before its first epoch (0 when
+        they were cached); never part of an epoch's ``time``.
     """
 
     def __init__(self):
@@ -36,6 +39,7 @@ class History:
         self.validations = {"step": []}
         self.stop_reason = "completed"
         self.best_epoch = None
+        self.compile_time = 0.0
 
     def record(self, epoch, **values):
         """Append one epoch's values."""

@@ -52,3 +52,18 @@ def new_state(optimizer, n_params, dtype):
         Steps taken so far (Adam's bias correction uses it); updated in place.
     """
     return np.zeros((state_rows(optimizer), n_params), dtype=dtype), np.zeros(1, dtype=np.int64)
+
+
+def kernel_path(settings, batch_size):
+    """Which compiled training loop these settings run (see :mod:`fastnn.kernels`).
+
+    ``"per-sample"`` (plain SGD one row at a time), ``"sgd"`` (plain SGD, the
+    step inside the products), ``"clipped"`` (the whole gradient first), or
+    ``"step"`` (momentum, Nesterov, Adam, AdamW: each block of the gradient
+    stepped as it is computed).  The numbers are the same on every path; what
+    differs is what a fit compiles.
+    """
+    plain = settings.code == codes.SGD and settings.momentum == 0 and settings.clip_norm == 0
+    if plain:
+        return "per-sample" if batch_size == 1 else "sgd"
+    return "clipped" if settings.clip_norm != 0 else "step"

@@ -348,3 +348,14 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
                           total_weight)
         backward(params, table, hidden, xb, acts, deltas, decay, grad)
         optimizer_step(params, grad, state, table, settings, step)
+
+
+def prepare(dtype, paths):
+    """Nothing to prepare: the reference is plain NumPy (see :func:`fastnn.kernels.prepare`).
+
+    Returns
+    -------
+    float
+        0.0, the seconds spent compiling.
+    """
+    return 0.0

@@ -31,7 +31,7 @@ from fastnn import model_files
 from fastnn.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from fastnn.evaluation import validation_metrics
 from fastnn.history import History
-from fastnn.optim import step_settings
+from fastnn.optim import kernel_path, step_settings
 from fastnn.progress import Progress
 from fastnn.schedules import Schedule, as_schedule
 from fastnn.validation import (
@@ -275,6 +275,24 @@ class TrainingRun:
     def _progress(self):
         return Progress(self.plan.progress, self.plan.verbose, self.n_batches, self.plan.epochs)
 
+    def _settings(self, lr):
+        """The optimizer step's settings with learning rate ``lr``."""
+        plan = self.plan
+        return step_settings(self.net.dtype, plan.optimizer, lr, plan.momentum, plan.nesterov,
+                             plan.weight_decay, plan.betas, plan.eps, plan.clip_norm)
+
+    def _kernel_paths(self, settings):
+        """The compiled paths of the kernels this fit runs (distributed: its own); the
+        training path compiles what evaluating the validation data needs too."""
+        return [kernel_path(settings, self.batch)] + (
+            ["forward"] if self.has_validation and self.batch == 1 else [])
+
+    def _prepare_kernels(self, settings):
+        """Compile (or load from the cache) every kernel the fit runs, before the first
+        epoch: compile time is never counted as training time (an epoch's time, the
+        progress bar's rate and estimate).  Returns the seconds spent compiling."""
+        return self.kernels.prepare(self.net.dtype, self._kernel_paths(settings))
+
     # ------------------------------------------------------------ checkpoints
 
     def _checkpoint_exists(self):
@@ -409,14 +427,14 @@ class TrainingRun:
     def run(self):
         """Train epoch after epoch; returns the :class:`History`."""
         net, plan, history = self.net, self.plan, self.history
+        # the base rate: which kernels run does not depend on the schedule
+        history.compile_time = self._prepare_kernels(self._settings(plan.lr))
         progress = self._progress()
         try:
             for epoch_in_fit in range(self.first_epoch, plan.epochs):
                 epoch = self.state.epochs_done
                 lr = plan.schedule.lr_at(epoch_in_fit, plan.lr)
-                settings = step_settings(net.dtype, plan.optimizer, lr, plan.momentum,
-                                         plan.nesterov, plan.weight_decay, plan.betas, plan.eps,
-                                         plan.clip_norm)
+                settings = self._settings(lr)
                 snapshot = self.state.snapshot(self.shuffle_rng)
                 steps_before = self.steps_done
                 completed = False

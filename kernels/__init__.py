@@ -31,9 +31,9 @@ import numpy as np
 if not ({"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ)):
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 
-from fastnn import codes as _codes  # noqa: E402
 from fastnn.kernels import cache_guard as _cache_guard  # noqa: E402
 from fastnn.kernels import compiler as _compiler  # noqa: E402
+from fastnn.kernels import config as _config  # noqa: E402
 from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels import plans as _plans  # noqa: E402
 from fastnn.kernels.leaves import address_table, unit_list  # noqa: E402
@@ -47,13 +47,16 @@ from fastnn.kernels.native_calls import (  # noqa: E402
     SGD_LEAF,
 )
 from fastnn.kernels.per_sample import per_sample_sgd_epoch  # noqa: E402
+from fastnn.layout import layer_table, n_params, n_units  # noqa: E402
+from fastnn.optim import kernel_path  # noqa: E402
 from fastnn.optim import step_settings as _step_settings  # noqa: E402
 
 # before any kernel is called, so nothing stale is loaded
-_cache_guard.guard(_plans.run_plan._cache._cache_path)
+if _config.CACHE:
+    _cache_guard.guard(_plans.run_plan._cache._cache_path)
 
 __all__ = ["forward", "output_activation", "loss_sum", "error_count", "output_delta",
-           "backward", "optimizer_step", "train_epoch", "prepare_train_epoch"]
+           "backward", "optimizer_step", "train_epoch", "prepare", "PATHS"]
 
 #: a stand-in for the row weights of a pass that reads none
 _NO_WEIGHTS = {np.dtype(t): np.empty(0, dtype=t) for t in (np.float32, np.float64)}
@@ -73,23 +76,27 @@ def _slots(slots):
     return (slots + (PARALLEL_LEAF,) if n_threads > 1 else slots), n_threads
 
 
-def _prepare(entry, args, dtype, slots, what):
-    """Compile (or load) ``entry`` for ``args`` and the layer steps in ``slots``, once.
+def _units(entry, args, dtype, slots):
+    """The compiled functions one call needs: the layer steps in ``slots`` and the
+    entry point for ``args`` (its arguments, with ``_NO_LEAVES`` for the table)."""
+    return unit_list(dtype, slots) + [(entry, tuple(entry.typeof_pyval(a) for a in args))]
 
-    ``args`` are the entry point's arguments with ``_NO_LEAVES`` for the
-    address table.  Returns the seconds spent compiling.
-    """
-    key = (entry, np.dtype(dtype), slots)
-    if key in _prepared:
+
+def _prepare(calls, dtype):
+    """Compile (or load) everything the ``(entry, args, slots, what)`` calls need, at
+    most once per process; returns the seconds spent compiling."""
+    dtype = np.dtype(dtype)
+    todo = [call for call in calls if (call[0], dtype, call[2]) not in _prepared]
+    if not todo:
         return 0.0
-    units = unit_list(dtype, slots) + [(entry, tuple(entry.typeof_pyval(a) for a in args))]
-    seconds = _compiler.prepare(units, f"the {np.dtype(dtype).name} {what}")
-    _prepared.add(key)
+    seconds = _compiler.prepare([(what, _units(entry, args, dtype, slots))
+                                 for entry, args, slots, what in todo], dtype.name)
+    _prepared.update((entry, dtype, slots) for entry, _, slots, _ in todo)
     return seconds
 
 
-def _run(entry, args, dtype, slots, what):
-    _prepare(entry, args, dtype, slots, what)
+def _run(entry, args, slots, what, dtype):
+    _prepare([(entry, args, slots, what)], dtype)
     return entry(address_table(dtype, slots), *args[1:])
 
 
@@ -106,15 +113,20 @@ def _no_optimizer(dtype, weight_decay=0.0):
     return _step_settings(dtype, weight_decay=weight_decay), np.zeros(1, dtype=np.int64)
 
 
-def forward(params, table, hidden, X, acts):
-    """See :func:`fastnn.reference.forward`."""
+def _forward_call(params, table, hidden, X, acts):
     # the output pass too: whatever runs a forward pass reads its outputs next
     slots, n_threads = _slots((FORWARD_LEAF, OUTPUT_LEAF))
     settings, step = _no_optimizer(params.dtype)
     # the gradient and state buffers are not read: params and X stand in for them
-    _run(_plans.run_plan, _plan_args(_plans.forward_plan(table.shape[0]), params, params, X,
-                                     table, hidden, X, acts, acts, settings, step, n_threads),
-         params.dtype, slots, "forward-pass kernels")
+    return (_plans.run_plan, _plan_args(_plans.forward_plan(table.shape[0]), params, params, X,
+                                        table, hidden, X, acts, acts, settings, step,
+                                        n_threads),
+            slots, PATHS["forward"])
+
+
+def forward(params, table, hidden, X, acts):
+    """See :func:`fastnn.reference.forward`."""
+    _run(*_forward_call(params, table, hidden, X, acts), params.dtype)
 
 
 def _output_pass(output, Z, Y, weights, scale, out, mode):
@@ -142,57 +154,52 @@ def output_delta(output, Z, Y, weights, scale, delta):
     return _output_pass(output, Z, Y, weights, scale, delta, _outputs.DELTA)[0]
 
 
-def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
-    """See :func:`fastnn.reference.backward`."""
+def _backward_call(params, table, hidden, X, acts, deltas, weight_decay, grad):
     slots, n_threads = _slots((DELTA_LEAF, GRADIENT_LEAF))
     settings, step = _no_optimizer(params.dtype, weight_decay)
     # GRADIENT reads no optimizer state: X stands in for it
-    _run(_plans.run_plan, _plan_args(_plans.backward_plan(table.shape[0]), params, grad, X,
-                                     table, hidden, X, acts, deltas, settings, step, n_threads),
-         params.dtype, slots, "backward-pass kernels")
+    return (_plans.run_plan, _plan_args(_plans.backward_plan(table.shape[0]), params, grad, X,
+                                        table, hidden, X, acts, deltas, settings, step,
+                                        n_threads),
+            slots, PATHS["backward"])
+
+
+def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
+    """See :func:`fastnn.reference.backward`."""
+    _run(*_backward_call(params, table, hidden, X, acts, deltas, weight_decay, grad),
+         params.dtype)
+
+
+def _optimizer_step_call(params, grad, state, table, settings, step):
+    slots, n_threads = _slots((GRADIENT_LEAF,))
+    # UPDATE reads neither a batch nor the workspaces: state and grad stand in
+    return (_plans.run_plan, _plan_args(_plans.step_plan(table.shape[0]), params, grad, state,
+                                        table, table[0], state, grad, grad, settings, step,
+                                        n_threads),
+            slots, PATHS["optimizer-step"])
 
 
 def optimizer_step(params, grad, state, table, settings, step):
     """See :func:`fastnn.reference.optimizer_step`."""
-    slots, n_threads = _slots((GRADIENT_LEAF,))
-    # UPDATE reads neither a batch nor the workspaces: state and grad stand in
-    _run(_plans.run_plan, _plan_args(_plans.step_plan(table.shape[0]), params, grad, state,
-                                     table, table[0], state, grad, grad, settings, step,
-                                     n_threads),
-         params.dtype, slots, "optimizer-step kernels")
+    _run(*_optimizer_step_call(params, grad, state, table, settings, step), params.dtype)
 
 
 def _training_call(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
                    settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """``(entry point, arguments, slots, what)`` of one call of :func:`train_epoch`."""
-    plain_sgd = (settings.code == _codes.SGD and settings.momentum == 0
-                 and settings.clip_norm == 0)
-    if plain_sgd and batch_size == 1:
+    path = kernel_path(settings, batch_size)
+    if path == "per-sample":
         return (per_sample_sgd_epoch,
                 (_NO_LEAVES, params, grad, state, table, hidden, output, X, Y, weights, order,
                  settings, xbuf, ybuf, wbuf, acts, deltas, batch_stats),
-                (FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, OUTPUT_LEAF), "per-sample SGD kernels")
-    clipped = bool(settings.clip_norm != 0)
+                (FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, OUTPUT_LEAF), PATHS[path])
     slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
-                               SGD_LEAF if plain_sgd else GRADIENT_LEAF))
-    plan = _plans.training_plan(table.shape[0], plain_sgd, clipped)
+                               SGD_LEAF if path == "sgd" else GRADIENT_LEAF))
+    plan = _plans.training_plan(table.shape[0], path == "sgd", path == "clipped")
     args = (_NO_LEAVES, plan, params, grad, state, table, hidden, output, X, Y, weights, 1.0,
             order, batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
             n_threads)
-    what = ("SGD kernels" if plain_sgd else "clipped-gradient kernels" if clipped else
-            "SGD-with-momentum and Adam kernels")
-    return _plans.run_plan, args, slots, what
-
-
-def prepare_train_epoch(*args):
-    """Compile (or load from the cache) what :func:`train_epoch` with these
-    arguments runs, without running it; returns the seconds spent compiling.
-
-    Training calls it before its first epoch, so that compile time is never
-    counted as training time (a progress bar's rate, an epoch's time).
-    """
-    entry, call_args, slots, what = _training_call(*args)
-    return _prepare(entry, call_args, args[0].dtype, slots, what)
+    return _plans.run_plan, args, slots, PATHS[path]
 
 
 def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
@@ -204,7 +211,69 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
     steps the settings use are compiled: plain SGD fuses its step into the
     products, the other optimizers step each block of the gradient.
     """
-    entry, call_args, slots, what = _training_call(
-        params, grad, state, table, hidden, output, X, Y, weights, order, batch_size, settings,
-        step, xbuf, ybuf, wbuf, acts, deltas, batch_stats)
-    _run(entry, call_args, params.dtype, slots, what)
+    _run(*_training_call(params, grad, state, table, hidden, output, X, Y, weights, order,
+                         batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas,
+                         batch_stats),
+         params.dtype)
+
+
+def _dummy_calls(dtype, path):
+    """The calls of ``path`` on the smallest buffers of ``dtype``: their argument types
+    are those of every real call (the entry points take whole buffers, not views)."""
+    dtype = np.dtype(dtype)
+    sizes = [2, 2, 2]
+    table = layer_table(sizes)
+    hidden = np.zeros(1, dtype=np.int64)
+    params = np.zeros(n_params(table), dtype=dtype)
+    grad = np.zeros_like(params)
+    state = np.zeros((2, params.size), dtype=dtype)
+    X, Y = np.zeros((2, 2), dtype=dtype), np.zeros((2, 2), dtype=dtype)
+    weights = np.ones(2, dtype=dtype)
+    acts, deltas = np.zeros(2 * n_units(table), dtype=dtype), np.zeros(2 * n_units(table), dtype)
+    step = np.zeros(1, dtype=np.int64)
+    if path == "forward":
+        return [_forward_call(params, table, hidden, X, acts)]
+    if path == "backward":
+        return [_backward_call(params, table, hidden, X, acts, deltas, dtype.type(0), grad)]
+    if path == "optimizer-step":
+        return [_optimizer_step_call(params, grad, state, table, _step_settings(dtype), step)]
+    settings = _step_settings(dtype, **_PATH_SETTINGS[path])
+    batch = 1 if path == "per-sample" else 2
+    return [_training_call(params, grad, state, table, hidden, 0, X, Y, weights,
+                           np.arange(2, dtype=np.int64), batch, settings, step, X, Y, weights,
+                           acts, deltas, np.zeros((2, 3)))]
+
+
+#: the paths of the kernels, and what each is called in the compile notice
+PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gradient",
+         "per-sample": "per-sample SGD", "forward": "forward-pass", "backward": "backward-pass",
+         "optimizer-step": "optimizer-step"}
+#: settings that take each training path
+_PATH_SETTINGS = {"sgd": {}, "step": {"momentum": 0.9}, "clipped": {"clip_norm": 1.0},
+                  "per-sample": {}}
+
+
+def prepare(dtype, paths):
+    """Compile (or load from the cache) the kernels of ``paths`` for ``dtype``, now.
+
+    Parameters
+    ----------
+    dtype : str or numpy.dtype
+        float32 or float64.
+    paths : iterable of str
+        Keys of :data:`PATHS`: a training path (:func:`fastnn.optim.kernel_path`),
+        ``"forward"`` (inference and evaluation), ``"backward"``,
+        ``"optimizer-step"``.
+
+    Returns
+    -------
+    float
+        Seconds spent compiling (0 when everything was cached or compiled).
+
+    Training calls it before its first epoch, so that compile time is never
+    counted as training time (epoch times, a progress bar's rate); ``fastnn
+    compile`` calls it to fill the cache ahead of time.  With the threads
+    Numba has when it is called (the parallel split is compiled when there
+    are two or more).
+    """
+    return _prepare([call for path in paths for call in _dummy_calls(dtype, path)], dtype)

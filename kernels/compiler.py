@@ -7,8 +7,8 @@ call, so that compile time is never counted as training time, and:
 
 - says so once, on the ``fastnn`` logger, when something must be compiled
   (not when it loads from Numba's disk cache);
-- when there is much to compile and a second core, compiles part of it in a
-  second Python process at the same time.  The units are separate compiled
+- when there is much to compile, a second core and a disk cache, compiles
+  part of it in a second Python process at the same time.  The units are separate compiled
   functions that call each other through addresses
   (:mod:`fastnn.kernels.native_calls`), so each can be compiled anywhere; the
   other process writes them to the same Numba cache and this one loads them
@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from fastnn.kernels.config import CACHE
+
 logger = logging.getLogger("fastnn")
 
 #: seconds of compilation a unit costs (2-core AMD Zen 3, Dec 2026; relative
@@ -38,6 +40,8 @@ COST = {"run_plan": 3.0, "forward_step": 2.0, "delta_step": 1.9, "sgd_step": 1.7
 WORKER_OVERHEAD = 1.8
 #: compile in two processes only when this much (seconds) is to be compiled
 PARALLEL_THRESHOLD = 5.0
+#: give up on the other process after this many seconds (and compile here)
+WORKER_TIMEOUT = 600
 
 _CHILD = r"""
 import importlib, pickle, sys
@@ -109,45 +113,71 @@ def _start_worker(units):
     return process
 
 
-def prepare(units, what):
-    """Compile, or load from the cache, every ``(dispatcher, signature)`` of ``units``.
+def _finish(worker):
+    """Wait for the other compile process (killed after ``WORKER_TIMEOUT`` s)."""
+    try:
+        _, stderr = worker.communicate(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        _, stderr = worker.communicate()
+    finally:
+        os.unlink(worker.payload)
+    if worker.returncode != 0:
+        last = stderr.decode(errors="replace").strip().splitlines()[-1:]
+        logger.info("fastnn: the second compile process failed (%s); compiling here",
+                    last[0] if last else f"exit status {worker.returncode}")
+
+
+def _listing(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def prepare(groups, dtype_name):
+    """Compile, or load from the cache, the units of every group.
 
     Parameters
     ----------
-    units : list of (numba Dispatcher, tuple of Numba types)
-    what : str
-        What they are, for the notice (``"the float32 SGD kernels"``).
+    groups : list of (str, list of (numba Dispatcher, tuple of Numba types))
+        What a group of units is called in the notice (``"SGD"``), and its units.
+    dtype_name : str
+        ``"float32"`` or ``"float64"``, for the notice.
 
     Returns
     -------
     float
         Seconds spent compiling (0 when everything was cached).
     """
-    missing = [(d, tuple(s)) for d, s in units if not is_compiled(d, s)]
+    units, names = [], []
+    for name, group in groups:
+        group = [(d, tuple(s)) for d, s in group]
+        if any(not is_compiled(d, s) and not is_cached(d, s) for d, s in group):
+            names.append(name)
+        units += [u for u in group if u not in units]
+    missing = [(d, s) for d, s in units if not is_compiled(d, s)]
     to_compile = [(d, s) for d, s in missing if not is_cached(d, s)]
+    what = f"the {dtype_name} {_listing(names)} kernels" if names else ""
     started = time.perf_counter()
     if to_compile:
-        logger.warning("fastnn: compiling %s (first use on this machine; cached afterwards)",
-                       what)
+        logger.warning("fastnn: compiling %s (%s)", what,
+                       "first use on this machine; cached afterwards" if CACHE
+                       else "no writable cache: compiled in every new process")
     worker = None
-    if (len(to_compile) > 1 and _jobs() > 1
+    if (CACHE and len(to_compile) > 1 and _jobs() > 1
             and sum(_cost(d) for d, _ in to_compile) >= PARALLEL_THRESHOLD):
         here, there = _split(to_compile)
         try:
             worker = _start_worker(there)
-        except OSError:
+        except OSError:  # no way to start a process here: compile it all in this one
             worker = None
-    for dispatcher, signature in (here if worker is not None else missing):
-        dispatcher.compile(signature)
-    if worker is not None:
-        _, stderr = worker.communicate()
-        os.unlink(worker.payload)
-        if worker.returncode != 0:
-            logger.info("fastnn: the second compile process failed (%s); compiling here",
-                        stderr.decode(errors="replace").strip().splitlines()[-1:])
-        # loaded from the cache the other process filled, or compiled here
-        for dispatcher, signature in missing:
+    try:
+        for dispatcher, signature in (here if worker is not None else missing):
             dispatcher.compile(signature)
+    finally:
+        if worker is not None:
+            _finish(worker)
+    # loaded from the cache the other process filled (or compiled here if it failed)
+    for dispatcher, signature in missing:
+        dispatcher.compile(signature)
     seconds = time.perf_counter() - started if to_compile else 0.0
     if to_compile:
         logger.info("fastnn: compiled %s in %.1f s", what, seconds)

@@ -71,7 +71,9 @@ def test_train_end_to_end(tiny, capsys):
     assert "90 test rows" in out
     assert "SGD: 2 epochs, batch size 20, lr 0.1, momentum 0.9, seed 0" in out
     assert parse_test_error(out) < 0.2  # separable clusters: it learns something
-    assert re.search(r"total time \d+\.\d s \(training \d+\.\d s, 2 epochs\)", out)
+    # compiling, when a first fit in this cache compiles, is counted apart
+    assert re.search(r"total time \d+\.\d s \((compiling the kernels \d+\.\d s, )?"
+                     r"training \d+\.\d s, 2 epochs\)", out)
     assert "Traceback" not in err
 
 
