@@ -44,7 +44,6 @@ same way.
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import scipy.sparse
 
 from fastnn import metrics
 from fastnn.evaluation import outputs_and_loss, validation_metrics
@@ -62,6 +61,7 @@ from fastnn.validation import (
     class_weight_table,
     held_out_count,
     hold_out,
+    is_sparse,
     numeric_array,
 )
 
@@ -97,7 +97,7 @@ def is_out_of_core(X):
     """
     if isinstance(X, np.memmap):
         return True
-    if isinstance(X, np.ndarray) or scipy.sparse.issparse(X):
+    if isinstance(X, np.ndarray) or is_sparse(X):
         return False
     if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
         return False
