@@ -40,6 +40,7 @@ from fastnn.kernels.leaves import address_table, unit_list  # noqa: E402
 from fastnn.kernels.native_calls import (  # noqa: E402
     DELTA_LEAF,
     FORWARD_LEAF,
+    GATHER_LEAF,
     GRADIENT_LEAF,
     N_LEAVES,
     OUTPUT_LEAF,
@@ -192,8 +193,8 @@ def _training_call(params, grad, state, table, hidden, output, X, Y, weights, or
         return (per_sample_sgd_epoch,
                 (_NO_LEAVES, params, grad, state, table, hidden, output, X, Y, weights, order,
                  settings, xbuf, ybuf, wbuf, acts, deltas, batch_stats),
-                (FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, OUTPUT_LEAF), PATHS[path])
-    slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
+                (), PATHS[path])
+    slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF,
                                SGD_LEAF if path == "sgd" else GRADIENT_LEAF))
     plan = _plans.training_plan(table.shape[0], path == "sgd", path == "clipped")
     args = (_NO_LEAVES, plan, params, grad, state, table, hidden, output, X, Y, weights, 1.0,

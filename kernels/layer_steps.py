@@ -15,9 +15,12 @@ SGD        ``W_l ← keep · W_l - α δ_l^T A_{l-1}``      nothing
 GRADIENT   ``∂W_l ← δ_l^T A_{l-1} + λ W_l``            nothing
 STEP       ``∂W_l`` as for GRADIENT                    the optimizer step of ``W_l``
 UPDATE     (none: ``∂W_l`` is already there)           the optimizer step of ``W_l``
+GATHER     (none)                                      ``X[i] ← source[order[l + i]]``
 =========  ==========================================  ===========================
 
-(``g_l`` is the identity for the output layer: its block gets the logits.)
+(``g_l`` is the identity for the output layer: its block gets the logits.
+GATHER copies the batch's rows of the data into ``X``; its "layer" is the
+batch's first position in ``order``.)
 The steps on the weights also take care of the bias, on the thread that holds
 the first block: SGD applies ``b_l ← b_l - α Σ_rows δ_l`` (``grad`` lends its
 bias slots for the sums), GRADIENT writes ``∂b_l = Σ_rows δ_l``, STEP writes
@@ -34,15 +37,15 @@ code Numba lowers and LLVM optimises, and every function linked into another
 is lowered once but optimised again in each caller.
 
 Threads (docs/design.md, rule 1): Numba owns them; each block's product is a
-single-threaded BLAS call, so the caller caps BLAS at one thread.  The wider
-side of the result is split (columns of ``C`` are rows of ``op(B)``: split
-that way a thread reads only its share of the weights), so the numbers depend
-on the thread count but never on timing.
+single-threaded BLAS call, so the caller caps BLAS at one thread.  How a
+result is split is in :func:`parallel_step`; the numbers depend on the thread
+count but never on timing.
 """
 
 from numba import njit, prange
 
 from fastnn import codes
+from fastnn.kernels.arrays import row_segment
 from fastnn.kernels.blas import gemm_nn, gemm_nt, gemm_tn
 from fastnn.kernels.config import (
     INTERNAL,
@@ -59,6 +62,7 @@ from fastnn.kernels.elementwise import (
 from fastnn.kernels.native_calls import (
     DELTA_LEAF,
     FORWARD_LEAF,
+    GATHER_LEAF,
     GRADIENT_LEAF,
     PARALLEL_LEAF,
     SGD_LEAF,
@@ -82,6 +86,7 @@ SGD = 3
 GRADIENT = 4
 STEP = 5
 UPDATE = 6
+GATHER = 7
 
 
 @njit(**INTERNAL)
@@ -93,6 +98,8 @@ def leaf_of(kind):
         return DELTA_LEAF
     if kind == SGD:
         return SGD_LEAF
+    if kind == GATHER:
+        return GATHER_LEAF
     return GRADIENT_LEAF
 
 
@@ -100,6 +107,8 @@ def leaf_of(kind):
 def step_shape(kind, layer, n, table):
     """``(m, n_cols, k, multiply)`` of a step: its result is ``(m, n_cols)`` and, when
     ``multiply``, the product's inner size is ``k``."""
+    if kind == GATHER:
+        return n, table[0, 0], 0, False
     fan_in = table[layer, 0]
     fan_out = table[layer, 1]
     if kind == FORWARD or kind == ACTIVATE:
@@ -140,7 +149,7 @@ def forward_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
         most ``SMALL_ROWS`` rows takes a dot-product loop instead of BLAS (a
         weight update of rank at most ``SMALL_RANK`` likewise).
     """
-    params, grad, state, table, hidden, X, acts, deltas = buffers
+    params, grad, state, table, hidden, X, acts, deltas, _, _ = buffers
     fan_in = table[layer, 0]
     fan_out = table[layer, 1]
     Z = workspace_block(acts, table, layer, n)
@@ -159,7 +168,7 @@ def forward_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
 @njit(**INTERNAL)
 def delta_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """DELTA on rows ``r0:r1`` and columns ``c0:c1`` of ``δ_{l-1}`` (n, d_{l-1}), ``l >= 1``."""
-    params, grad, state, table, hidden, X, acts, deltas = buffers
+    params, grad, state, table, hidden, X, acts, deltas, _, _ = buffers
     fan_in = table[layer, 0]
     fan_out = table[layer, 1]
     D = workspace_block(deltas, table, layer, n)
@@ -188,7 +197,7 @@ def _weight_product(alpha, beta, D, A, C, n, fan_in, fan_out, r0, r1, c0, c1):
 def sgd_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """SGD on rows ``r0:r1`` and columns ``c0:c1`` of ``W_l`` (d_l, d_{l-1}): the
     backward pass and a plain SGD step in one product, no gradient buffer."""
-    params, grad, state, table, hidden, X, acts, deltas = buffers
+    params, grad, state, table, hidden, X, acts, deltas, _, _ = buffers
     fan_in = table[layer, 0]
     fan_out = table[layer, 1]
     D = workspace_block(deltas, table, layer, n)
@@ -206,7 +215,7 @@ def sgd_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
 @njit(**INTERNAL)
 def gradient_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
     """GRADIENT, STEP or UPDATE on rows ``r0:r1`` and columns ``c0:c1`` of ``∂W_l``."""
-    params, grad, state, table, hidden, X, acts, deltas = buffers
+    params, grad, state, table, hidden, X, acts, deltas, _, _ = buffers
     fan_in = table[layer, 0]
     fan_out = table[layer, 1]
     D = workspace_block(deltas, table, layer, n)
@@ -240,11 +249,41 @@ def gradient_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
         update(P, dP, M, V, s, factor, a0, a1, b0, b1)
 
 
+@njit(**INTERNAL)
+def gather_step(kind, layer, n, buffers, s, r0, r1, c0, c1):
+    """GATHER: rows ``r0:r1`` of the batch ``X`` from ``source[order[layer + i]]``.
+
+    Shared among the threads: 256 rows of 784 float32 drawn from all over
+    60,000 are memory latency more than bandwidth (gathered on one thread
+    they cost a batch-256 epoch 5 %).
+    """
+    X, source, order = buffers[5], buffers[8], buffers[9]
+    for i in range(r0, r1):
+        # segments, not the block's bounds in the loop: LLVM vectorises this
+        # copy then (with range(c0, c1) it copied one float at a time)
+        src = row_segment(source, order[layer + i], c0, c1)
+        dst = row_segment(X, i, c0, c1)
+        for j in range(dst.shape[0]):
+            dst[j] = src[j]
+
+
 @njit(**INTERNAL, parallel=True)
 def parallel_step(step, kind, layer, n, buffers, s, n_blocks):
-    """The step at address ``step`` on ``n_blocks`` blocks of its result, one per thread."""
+    """The step at address ``step`` on ``n_blocks`` blocks of its result, one per thread.
+
+    Products split the wider side of their result: for FORWARD and DELTA the
+    columns of the result are rows of the weights, so each thread reads only
+    its share of them; for SGD and GRADIENT each thread packs only its share
+    of the batch for BLAS (split by rows, both threads packed all of it:
+    batch 256 ran 5 % slower).  The optimizer's steps (STEP, UPDATE) split the
+    rows of the weights when there are enough: each thread then owns whole
+    rows of the weights, their gradient and the optimizer state, contiguous in
+    memory; split by columns every row's boundary cache line was written by
+    both threads, and a momentum step of a 200 x 784 layer took longer on two
+    threads than on one (233 against 45 µs).  GATHER splits the batch's rows.
+    """
     m, n_cols, _, _ = step_shape(kind, layer, n, buffers[3])
-    by_columns = n_cols >= m
+    by_columns = m < n_blocks if kind >= STEP else n_cols >= m
     extent = n_cols if by_columns else m
     for t in prange(n_blocks):
         lo = t * extent // n_blocks
@@ -281,4 +320,4 @@ def run_step(leaves, kind, layer, n, buffers, s, n_blocks):
 
 #: the compiled function of each address-table slot that runs layer steps
 STEP_FUNCTIONS = {FORWARD_LEAF: forward_step, DELTA_LEAF: delta_step, SGD_LEAF: sgd_step,
-                  GRADIENT_LEAF: gradient_step}
+                  GRADIENT_LEAF: gradient_step, GATHER_LEAF: gather_step}

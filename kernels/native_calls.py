@@ -24,8 +24,9 @@ from numba.extending import intrinsic
 from fastnn.kernels.update_rules import StepScalars
 
 #: slots of the address table ``leaves``
-FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, GRADIENT_LEAF, PARALLEL_LEAF, OUTPUT_LEAF = range(6)
-N_LEAVES = 6
+(FORWARD_LEAF, DELTA_LEAF, SGD_LEAF, GRADIENT_LEAF, PARALLEL_LEAF, OUTPUT_LEAF,
+ GATHER_LEAF) = range(7)
+N_LEAVES = 7
 
 
 def _scalar(dtype):
@@ -40,13 +41,13 @@ def scalars_type(dtype):
 
 def buffers_type(dtype):
     """The Numba type of the buffers a layer step reads, one tuple:
-    ``(params, grad, state, table, hidden, X, acts, deltas)`` (see
-    :func:`fastnn.kernels.layer_steps.forward_step`)."""
+    ``(params, grad, state, table, hidden, X, acts, deltas, source, order)``
+    (see :func:`fastnn.kernels.layer_steps.forward_step`)."""
     f = _scalar(dtype)
     vector, matrix = types.Array(f, 1, "C"), types.Array(f, 2, "C")
     index_vector, index_matrix = types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C")
     return types.Tuple((vector, vector, matrix, index_matrix, index_vector, matrix, vector,
-                        vector))
+                        vector, matrix, index_vector))
 
 
 def step_signature(dtype):

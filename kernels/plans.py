@@ -6,7 +6,8 @@ each layer, first to last; the backward pass (``δ_l = (δ_{l+1} W_{l+1}) ⊙
 g'(A_l)``, ``∂W_l = δ_l^T A_{l-1} + λ W_l``, ``∂b_l = Σ_rows δ_l``) visits the
 layers from the output down, each a DELTA step (the delta below it, made from
 ``W_l`` before anything changes ``W_l``) and then a step on its own gradient
-(:mod:`fastnn.kernels.layer_steps`).  Three kinds of row are the plan's own:
+(:mod:`fastnn.kernels.layer_steps`).  A training plan starts with GATHER,
+the batch's rows of the data.  Three kinds of row are the plan's own:
 
 - ``OUTPUT``: the output pass, the batch's loss and error count, and ``δ_L``;
 - ``SCALARS``: count one more optimizer step (Adam's bias correction uses the
@@ -34,6 +35,7 @@ from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.layer_steps import (
     DELTA,
     FORWARD,
+    GATHER,
     GRADIENT,
     SGD,
     STEP,
@@ -85,8 +87,9 @@ def step_plan(n_layers):
 
 @cache
 def training_plan(n_layers, plain_sgd, clipped):
-    """One training batch: forward, output, backward and the step (see the module)."""
-    rows = [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
+    """One training batch: its rows gathered, forward, output, backward and the step
+    (see the module)."""
+    rows = [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
     if clipped:
         rows += _backward_rows(n_layers, GRADIENT) + [(CLIP, 0), (SCALARS, 0)]
         rows += [(UPDATE, l) for l in range(n_layers)]
@@ -142,6 +145,7 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
     """
     whole = order.shape[0] == 0
     m = order.shape[0]
+    start = 0
     n_batches = 1 if whole else (m + batch_size - 1) // batch_size
     last = table.shape[0] - 1
     loss = 0.0
@@ -159,8 +163,6 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
             xb = xbuf[:n]
             yb = ybuf[:n]
             wb = wbuf[:n]
-            gather_rows(X, order, start, xb)
-            gather_rows(Y, order, start, yb)
             total_weight = gather_values(weights, order, start, wb)
             if total_weight == 0:
                 # nothing to learn from (all its sample weights are zero): no step
@@ -168,7 +170,8 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
                 batch_stats[b, 1] = 0.0
                 batch_stats[b, 2] = 0.0
                 continue
-        buffers = (params, grad, state, table, hidden, xb, acts, deltas)
+            gather_rows(Y, order, start, yb)
+        buffers = (params, grad, state, table, hidden, xb, acts, deltas, X, order)
         s = step_scalars(params, settings, step[0])
         for i in range(plan.shape[0]):
             kind = plan[i, 0]
@@ -181,7 +184,9 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
             elif kind == CLIP:
                 clip_gradient(grad, settings.clip_norm)
             else:
-                run_step(leaves, kind, plan[i, 1], n, buffers, s, n_blocks)
+                # GATHER's "layer" is where the batch starts in the row order
+                layer = start if kind == GATHER else plan[i, 1]
+                run_step(leaves, kind, layer, n, buffers, s, n_blocks)
         if not whole:
             batch_stats[b, 0] = loss / total_weight
             batch_stats[b, 1] = errors / total_weight
