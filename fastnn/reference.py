@@ -357,12 +357,16 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
         optimizer_step(params, grad, state, table, settings, step)
 
 
-def prepare(dtype, paths):
+def prepare(dtype, paths, sharing=None):
     """Nothing to prepare: the reference is plain NumPy (see :func:`fastnn.kernels.prepare`).
+
+    Processes that share the preparing (``sharing``) still meet at its ``wait``.
 
     Returns
     -------
     float
         0.0, the seconds spent compiling.
     """
+    if sharing is not None:
+        sharing.wait()
     return 0.0

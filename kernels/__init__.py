@@ -83,15 +83,17 @@ def _units(entry, args, dtype, slots):
     return unit_list(dtype, slots) + [(entry, tuple(entry.typeof_pyval(a) for a in args))]
 
 
-def _prepare(calls, dtype):
+def _prepare(calls, dtype, sharing=None):
     """Compile (or load) everything the ``(entry, args, slots, what)`` calls need, at
     most once per process; returns the seconds spent compiling."""
     dtype = np.dtype(dtype)
     todo = [call for call in calls if (call[0], dtype, call[2]) not in _prepared]
     if not todo:
+        if sharing is not None:
+            sharing.wait()  # the others wait for this process too
         return 0.0
     seconds = _compiler.prepare([(what, _units(entry, args, dtype, slots))
-                                 for entry, args, slots, what in todo], dtype.name)
+                                 for entry, args, slots, what in todo], dtype.name, sharing)
     _prepared.update((entry, dtype, slots) for entry, _, slots, _ in todo)
     return seconds
 
@@ -254,7 +256,7 @@ _PATH_SETTINGS = {"sgd": {}, "step": {"momentum": 0.9}, "clipped": {"clip_norm":
                   "per-sample": {}}
 
 
-def prepare(dtype, paths):
+def prepare(dtype, paths, sharing=None):
     """Compile (or load from the cache) the kernels of ``paths`` for ``dtype``, now.
 
     Parameters
@@ -265,6 +267,9 @@ def prepare(dtype, paths):
         Keys of :data:`PATHS`: a training path (:func:`fastnn.optim.kernel_path`),
         ``"forward"`` (inference and evaluation), ``"backward"``,
         ``"optimizer-step"``.
+    sharing : fastnn.kernels.compiler.Sharing, optional
+        Other processes (MPI ranks) preparing at the same time, to share the
+        compiling with; every one of them must call this.
 
     Returns
     -------
@@ -277,4 +282,5 @@ def prepare(dtype, paths):
     Numba has when it is called (the parallel split is compiled when there
     are two or more).
     """
-    return _prepare([call for path in paths for call in _dummy_calls(dtype, path)], dtype)
+    return _prepare([call for path in paths for call in _dummy_calls(dtype, path)], dtype,
+                    sharing)

@@ -23,6 +23,7 @@ public interface); anything unexpected there counts as "not cached", which
 costs only the parallel split, never a wrong result.
 """
 
+import hashlib
 import logging
 import os
 import pickle
@@ -93,7 +94,8 @@ def _jobs():
 
 
 def claim(claims, i):
-    """Take unit ``i`` of a shared list: True for the first process that asks.
+    """Take unit ``i`` (an index or a name) of a shared list: True for the first process
+    that asks.
 
     The two processes work through one list from its two ends, each claiming
     a unit (a file created with ``O_EXCL``, which only one can create) before
@@ -138,7 +140,31 @@ def _listing(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def prepare(groups, dtype_name):
+class Sharing:
+    """Processes that prepare the same kernels at the same time share the work.
+
+    MPI ranks on one machine are such processes: instead of each compiling
+    everything (on as many cores as there are ranks), each claims units of
+    one shared list (:func:`claim`, in the directory ``claims``, which the
+    processes on one machine must see alike), all wait for one another
+    (``wait``: every process calls it exactly once), then each loads from the
+    disk cache what the others compiled.
+
+    Parameters
+    ----------
+    claims : str
+        A directory, the same for every process on a machine, new for each prepare.
+    wait : callable
+        Returns when every process has called it (an MPI barrier).
+    notify : bool
+        Whether this process logs the notice (one of them should).
+    """
+
+    def __init__(self, claims, wait, notify):
+        self.claims, self.wait, self.notify = claims, wait, notify
+
+
+def prepare(groups, dtype_name, sharing=None):
     """Compile, or load from the cache, the units of every group.
 
     Parameters
@@ -147,6 +173,9 @@ def prepare(groups, dtype_name):
         What a group of units is called in the notice (``"SGD"``), and its units.
     dtype_name : str
         ``"float32"`` or ``"float64"``, for the notice.
+    sharing : Sharing, optional
+        Other processes preparing the same at the same time (MPI ranks); then
+        no second compile process is started.
 
     Returns
     -------
@@ -163,10 +192,16 @@ def prepare(groups, dtype_name):
     to_compile = [(d, s) for d, s in missing if not is_cached(d, s)]
     what = f"the {dtype_name} {_listing(names)} kernels" if names else ""
     started = time.perf_counter()
-    if to_compile:
+    if sharing is not None and not CACHE:
+        # nothing can pass between the processes: each compiles what it needs
+        sharing.wait()
+        sharing = None
+    if to_compile and (sharing is None or sharing.notify):
         logger.warning("fastnn: compiling %s (%s)", what,
                        "first use on this machine; cached afterwards" if CACHE
                        else "no writable cache: compiled in every new process")
+    if sharing is not None:
+        return _prepare_shared(missing, to_compile, sharing, what, started)
     worker = None
     if (CACHE and len(to_compile) > 1 and _jobs() > 1
             and sum(_cost(d) for d, _ in to_compile) >= PARALLEL_THRESHOLD):
@@ -196,5 +231,25 @@ def prepare(groups, dtype_name):
         dispatcher.compile(signature)
     seconds = time.perf_counter() - started if to_compile else 0.0
     if to_compile:
+        logger.info("fastnn: compiled %s in %.1f s", what, seconds)
+    return seconds
+
+
+def _prepare_shared(missing, to_compile, sharing, what, started):
+    """:func:`prepare`'s end when other processes share the work (see :class:`Sharing`)."""
+    to_compile.sort(key=lambda u: (-_cost(u[0]), u[0].py_func.__name__, str(u[1])))
+    try:
+        for dispatcher, signature in to_compile:
+            # named by what it is: the processes' lists may differ (rank 0 validates)
+            unit = f"{dispatcher.py_func.__module__}.{dispatcher.py_func.__qualname__}{signature}"
+            if claim(sharing.claims, hashlib.sha1(unit.encode()).hexdigest()):
+                dispatcher.compile(signature)
+    finally:
+        sharing.wait()
+    shutil.rmtree(sharing.claims, ignore_errors=True)
+    for dispatcher, signature in missing:
+        dispatcher.compile(signature)
+    seconds = time.perf_counter() - started if to_compile else 0.0
+    if to_compile and sharing.notify:
         logger.info("fastnn: compiled %s in %.1f s", what, seconds)
     return seconds
