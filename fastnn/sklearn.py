@@ -1,238 +1,178 @@
-"""scikit-learn estimators built on :class:`fastnn.Network`.
+"""Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``.
 
-:class:`MLPClassifier` and :class:`MLPRegressor` are real scikit-learn
-estimators: every hyperparameter is an ``__init__`` argument stored unchanged,
-inputs are checked by scikit-learn's own ``validate_data`` (so errors carry
-scikit-learn's types and messages), they pass
-``sklearn.utils.estimator_checks.check_estimator``, and they work inside
-``Pipeline``, ``GridSearchCV``, ``clone`` and ``pickle``.  The training itself
-is :meth:`fastnn.Network.fit`: the compiled kernels, the optimisers, the
-schedules and early stopping are fastnn's, with fastnn's argument names.
+``from fastnn.sklearn import MLPClassifier`` in place of
+``from sklearn.neural_network import MLPClassifier``: the same parameters
+with the same names, defaults and meaning (scikit-learn 1.9), the same
+fitted attributes, warnings and errors, trained by fastnn's kernels.
+scikit-learn's own ``test_mlp.py`` runs against these classes in
+``tests/test_sklearn_mlp.py``.
+
+What fastnn adds, as parameters whose defaults keep scikit-learn's
+behaviour: ``dtype`` (None: float32 data gives a float32 model, anything
+else float64, as scikit-learn), ``n_threads``, ``backend`` (the kernels or
+the NumPy reference), ``solver="adamw"``, ``lr_schedule`` (a
+:mod:`fastnn.schedules` schedule), ``clip_norm``, per-layer ``activation``
+lists, ``"leaky_relu"``, and the classifier's ``class_weight``.
+
+Where the arithmetic differs from scikit-learn's (documented in
+:mod:`fastnn.sklearn_solvers`): Adam adds ``ε`` to ``√v̂`` (PyTorch's form)
+where scikit-learn adds it to ``√v``; the last, smaller batch of an epoch is
+decayed by ``α / batch_size``; momentum follows PyTorch's form, equal to
+scikit-learn's while the rate is constant.  Results therefore agree with
+scikit-learn's in quality, not to the last digit.
 
 scikit-learn is an optional dependency (``pip install "fastnn[sklearn]"``);
-this is the only fastnn module that imports it, and ``import fastnn`` does not
-import this module.
-
-Choices worth knowing (the class docstrings give the details):
-
-- ``dtype="float64"`` by default, like scikit-learn's own MLP on float64 data:
-  probabilities and predictions then agree with scikit-learn's numerical
-  expectations (rows summing to 1 within 1e-7, predictions independent of how
-  the rows are batched).  ``dtype="float32"`` halves the memory and roughly
-  doubles the speed of the matrix products.
-- A binary problem has one sigmoid output unit (scikit-learn's choice: one
-  logit instead of two redundant ones); ``predict_proba`` returns the two
-  columns ``[1 - p, p]``.  Multiclass uses a softmax over one unit per class,
-  multilabel indicator targets one sigmoid unit per label.
-- ``momentum`` and ``nesterov`` apply to ``optimizer="sgd"`` only, and
-  ``nesterov`` only with ``momentum > 0``, as in scikit-learn, so a grid can
-  range over optimisers without tripping over them.
-- ``random_state``: an int is fastnn's ``seed`` itself (the same int gives the
-  same initial weights as ``Network(..., seed=int)``); ``None`` draws fresh
-  entropy for each fit; a ``numpy.random.RandomState`` gives one int per fit.
+``import fastnn`` does not import this module.
 """
 
-import math
 import numbers
 import warnings
 
 import numpy as np
 import scipy.sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from fastnn import codes
-from fastnn.architecture import Architecture
+from fastnn.full_batch import FullBatchObjective
+from fastnn.layout import bias_view, weight_view
 from fastnn.network import Network
-from fastnn.validation import (
-    check_activation,
-    check_bool,
-    check_choice,
-    check_dtype,
-    check_int,
-    check_real,
-    hold_out,
-)
+from fastnn.sklearn_solvers import LearningRate, Records, Validation, fit_lbfgs, fit_stochastic
+from fastnn.validation import check_bool, check_choice, check_dtype, check_int, check_real
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's "auto" batch size: min(200, n_samples)
 AUTO_BATCH = 200
+#: scikit-learn's activation names, and fastnn's own, -> fastnn's
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+               "sigmoid": "sigmoid", "leaky_relu": "leaky_relu"}
+#: fastnn's output names -> scikit-learn's out_activation_
+OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
+                   "exp": "exp"}
+SOLVERS = ("lbfgs", "sgd", "adam", "adamw")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
-# Shared parameter and attribute documentation, spliced into both class docstrings.
 _PARAMETERS = """\
-    hidden_layer_sizes : int or sequence of int, default=(100,)
-        Widths of the hidden layers, ``d_1, ..., d_{L-1}``; ``()`` gives no
-        hidden layer (a linear model with the output's loss).
-    activation : str or sequence of str, default="relu"
-        Hidden activation, one name for every hidden layer or one per hidden
-        layer: ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"identity"``,
-        ``"leaky_relu"`` (slope 0.01).
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-        The update rule, PyTorch's formulas (see :meth:`fastnn.Network.fit`).
-    lr : float, default=1e-3
-        Learning rate (the base rate of ``lr_schedule``).
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The i-th element is the number of neurons in the i-th hidden layer.
+    activation : {{"identity", "logistic", "tanh", "relu"}}, default="relu"
+        Hidden-layer activation (fastnn adds ``"leaky_relu"``, ``"sigmoid"`` as
+        a name for ``"logistic"``, and a list of names, one per hidden layer).
+    solver : {{"lbfgs", "sgd", "adam", "adamw"}}, default="adam"
+        ``"lbfgs"``: full-batch L-BFGS-B (scipy) on the fused loss and
+        gradient; ``"sgd"``: SGD with (Nesterov) momentum; ``"adam"``; fastnn's
+        ``"adamw"`` (``alpha`` is then the decoupled decay rate).
+    alpha : float, default=0.0001
+        L2 penalty ``(α/2)‖W‖² / n_batch`` added to each batch's loss, as scikit-learn.
     batch_size : int or "auto", default="auto"
-        Rows per mini-batch; ``"auto"`` is ``min(200, n_samples)`` as in
-        scikit-learn.  1 is per-sample SGD; a size at least the number of
-        training rows is full-batch gradient descent.
-    epochs : int, default=200
-        Passes over the training data per :meth:`fit` (the maximum when
-        ``early_stopping`` is on).  :meth:`partial_fit` always runs one.
-    momentum : float in [0, 1), default=0.9
-        Momentum, used only with ``optimizer="sgd"`` (scikit-learn's default).
-    nesterov : bool, default=True
-        Nesterov momentum (PyTorch's form), used only with
-        ``optimizer="sgd"`` and ``momentum > 0``.
-    weight_decay : float, default=0.0
-        ``λ``: L2 penalty ``(λ/2) Σ‖W_l‖²`` added to each batch's mean loss
-        (``"adamw"``: decoupled decay).  Biases are never decayed.
-        scikit-learn's ``alpha`` divides the penalty by the batch size, so its
-        ``alpha`` corresponds to ``weight_decay = alpha / batch_size``.
-    betas : (float, float), default=(0.9, 0.999)
-        Adam's moment decay rates (``"adam"``, ``"adamw"``).
-    eps : float, default=1e-8
-        Adam's ``ε``, added to ``√v̂``.
-    lr_schedule : fastnn.schedules.Schedule or callable, default=None
-        Learning rate per epoch within each :meth:`fit`:
-        a :mod:`fastnn.schedules` schedule or ``f(epoch) -> lr``; ``None`` is
-        constant.  Each fit starts the schedule afresh (a :meth:`partial_fit`
-        call is epoch 0 of it).
-    clip_norm : float, default=None
-        Clip each step's gradient to this global L2 norm.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training rows (stratified for
-        single-label classification) and stop once the validation loss has
-        not improved for ``patience`` epochs; the best epoch's parameters are
-        restored.  Not available in :meth:`partial_fit`.
-    validation_fraction : float in (0, 1), default=0.1
-        Share of the rows held out when ``early_stopping`` is on.
-    patience : int, default=10
-        Epochs without a lower validation loss before stopping (scikit-learn's
-        ``n_iter_no_change``).
-    shuffle : bool, default=True
+        Rows per mini-batch; ``"auto"`` is ``min(200, n_samples)``; clipped to
+        ``n_samples`` (with a warning).  Not used by ``"lbfgs"``.
+    learning_rate : {{"constant", "invscaling", "adaptive"}}, default="constant"
+        The rate of ``solver="sgd"``: constant, ``learning_rate_init / (t + 1)
+        ** power_t`` after each epoch (``t`` the rows seen), or divided by 5
+        each time ``n_iter_no_change`` epochs failed to improve by ``tol``.
+    learning_rate_init : float, default=0.001
+        The initial learning rate (``"sgd"``, ``"adam"``).
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
+    max_iter : int, default=200
+        Epochs at most (stochastic solvers), iterations at most (``"lbfgs"``).
+{loss}    shuffle : bool, default=True
         Visit the rows in a fresh random order each epoch.
-    dtype : {"float64", "float32"}, default="float64"
-        Floating-point type of the network and of the data it is given.
-        float64 matches scikit-learn's precision; float32 is about twice as
-        fast and takes half the memory.
-    init : {"auto", "he", "glorot", "torch"}, default="auto"
-        Initial weights: He for relu/leaky_relu layers and Glorot otherwise
-        (``"auto"``), or one scheme for all; ``"torch"`` is PyTorch's default.
     random_state : int, RandomState instance or None, default=None
-        An int is the network's ``seed`` (initial weights, shuffling and the
-        early-stopping split); ``None`` draws fresh entropy at each fit; a
-        ``numpy.random.RandomState`` supplies one int per fit.
-    n_threads : int, default=None
-        Threads used by the kernels during a call (all available when None).
-        Read at every call, so it may be changed after fitting.
-    backend : {"numba", "numpy"}, default="numba"
-        The compiled kernels, or fastnn's pure-NumPy reference (same numbers).
-        Read at every call.
+        Initial weights (scikit-learn's Glorot-uniform draws, so an int gives
+        scikit-learn's initial weights), the ``early_stopping`` split, and the
+        seed of the shuffling.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) that counts; for
+        ``"lbfgs"`` the gradient tolerance ``gtol``.
+    verbose : bool, default=False
+        Print scikit-learn's progress lines.
     warm_start : bool, default=False
-        When True, :meth:`fit` continues from the current network and its
-        optimizer state (the architecture must be unchanged); when False it
-        starts from fresh initial weights.
-    verbose : int, default=0
-        1 prints one line per epoch."""
+        Continue from the previous fit's weights (with a fresh optimizer state).
+    momentum : float in [0, 1], default=0.9
+        ``solver="sgd"`` only.
+    nesterovs_momentum : bool, default=True
+        ``solver="sgd"`` with ``momentum > 0`` only.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified for binary
+        classification), stop when the validation score has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, and keep the best epoch's weights.
+    validation_fraction : float in [0, 1), default=0.1
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's decay rates.
+    epsilon : float, default=1e-8
+        Adam's ``ε``.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without an improvement of ``tol`` before stopping (or, with
+        ``learning_rate="adaptive"``, dividing the rate by 5).
+    max_fun : int, default=15000
+        ``"lbfgs"``: loss evaluations at most.
+    dtype : {{None, "float32", "float64"}}, default=None
+        fastnn: the network's float type; None follows ``X`` (float32 stays
+        float32, anything else is float64), as scikit-learn does.
+    n_threads : int, default=None
+        fastnn: threads of the kernels (all when None); read at every call.
+    backend : {{"numba", "numpy"}}, default="numba"
+        fastnn: the compiled kernels or the NumPy reference; read at every call.
+    lr_schedule : fastnn.schedules.Schedule or callable, default=None
+        fastnn: the rate per epoch of each fit (instead of ``learning_rate``).
+    clip_norm : float, default=None
+        fastnn: clip each step's gradient to this global L2 norm."""
 
 _ATTRIBUTES = """\
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features, when ``X`` had string column names (a DataFrame).
-    n_outputs_ : int
-        Number of output units ``d_L``.
-    out_activation_ : str
-        The network's output: ``"softmax"``, ``"sigmoid"`` or ``"identity"``.
-    network_ : fastnn.Network
-        The trained network (``network_.sizes`` is
-        ``(n_features_in_, *hidden_layer_sizes, n_outputs_)``).
-    coefs_ : list of ndarray, length n_layers - 1
-        ``coefs_[i]`` of shape ``(d_i, d_{i+1})``: the weight matrices in
-        scikit-learn's (in, out) layout, as writable transposed views into
-        ``network_.params``.
-    intercepts_ : list of ndarray, length n_layers - 1
-        ``intercepts_[i]`` of shape ``(d_{i+1},)``: writable views of the biases.
-    loss_curve_ : list of float
-        Mean training loss of every epoch run so far (over warm starts and
-        :meth:`partial_fit` calls), each mini-batch measured before its update.
     loss_ : float
-        The last entry of ``loss_curve_``.
+        The loss of the last epoch (with the L2 term), or of the ``"lbfgs"`` solution.
     best_loss_ : float or None
-        Lowest entry of ``loss_curve_``; None when ``early_stopping`` is on.
+        Lowest ``loss_curve_`` entry; None with ``early_stopping``.
+    loss_curve_ : list of float
+        The loss of each epoch (stochastic solvers).
     validation_scores_ : list of float or None
-        With ``early_stopping``: the validation score ({score}) after every
-        epoch; else None.
-    validation_loss_curve_ : list of float or None
-        With ``early_stopping``: the validation loss after every epoch (the
-        quantity early stopping watches); else None.
+        With ``early_stopping``: the validation score ({score}) of each epoch.
     best_validation_score_ : float or None
-        With ``early_stopping``: the validation score of the epoch whose
-        parameters were restored; else None.
-    n_iter_ : int
-        Epochs run by the last :meth:`fit` (1 after :meth:`partial_fit`).
+        With ``early_stopping``: the best of ``validation_scores_``.
     t_ : int
-        Training rows processed so far (rows × epochs, over all calls)."""
+        Training rows seen (rows × epochs).
+    coefs_ : list of ndarray, length n_layers - 1
+        ``coefs_[i]`` of shape ``(d_i, d_{{i+1}})``; assignable, as in scikit-learn.
+    intercepts_ : list of ndarray, length n_layers - 1
+        ``intercepts_[i]`` of shape ``(d_{{i+1}},)``; assignable.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        When ``X`` had string column names.
+    n_iter_ : int
+        Epochs (iterations for ``"lbfgs"``) of the last fit.
+    n_layers_ : int
+    n_outputs_ : int
+    out_activation_ : str
+        {outputs}
+    network_ : fastnn.Network
+        fastnn: the network that trains (its optimizer state carries
+        ``partial_fit`` on)."""
 
 
-def _document(cls, score):
-    """Splice the shared parameter and attribute lists into a class docstring."""
-    cls.__doc__ = cls.__doc__.replace("    {parameters}", _PARAMETERS).replace(
-        "    {attributes}", _ATTRIBUTES.replace("{score}", score))
+def _document(cls, score, outputs, loss=""):
+    cls.__doc__ = cls.__doc__.replace("    {parameters}", _PARAMETERS.format(loss=loss)).replace(
+        "    {attributes}", _ATTRIBUTES.format(score=score, outputs=outputs))
     return cls
 
 
-def _draw_seed(random_state):
-    """The integer seed of one fit (see the ``random_state`` parameter)."""
-    if random_state is None:
-        # fresh OS entropy, kept as the network's seed so the fit can be repeated
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, np.random.RandomState):
-        # what scikit-learn's estimators draw from a RandomState
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state,
-                                                                     (bool, np.bool_)):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int; got {random_state}")
-        return int(random_state)
-    raise ValueError(f"random_state must be None, a non-negative int or a "
-                     f"numpy.random.RandomState; got {random_state!r}")
-
-
-def _split_seed(seed):
-    # Network(seed) spawns children 0 and 1 of SeedSequence(seed) for the
-    # initial weights and the shuffling; child 2 is an independent stream for
-    # the early-stopping split.
-    return int(np.random.SeedSequence(seed, spawn_key=(2,)).generate_state(1)[0])
-
-
-def _check_sample_weight(sample_weight, n_rows):
-    """Row weights as float64 (n_rows,), or None; scikit-learn's error types."""
-    if sample_weight is None:
-        return None
-    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
-                          input_name="sample_weight")
-    if weights.ndim != 1 or weights.shape[0] != n_rows:
-        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_rows},)")
-    if (weights < 0).any():
-        raise ValueError("Negative values in data passed to sample_weight")
-    if not weights.any():
-        raise ValueError("Sample weights must contain at least one non-zero number; "
-                         "all weights are zero")
-    return weights
+def _stochastic(estimator):
+    """``partial_fit`` exists for the stochastic solvers only (scikit-learn's rule)."""
+    if estimator.solver not in ("sgd", "adam", "adamw"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{estimator.solver} is not stochastic.")
+    return True
 
 
 class _Targets:
-    """Targets converted for the network, and what the estimator keeps about them.
-
-    ``Y`` goes to :meth:`fastnn.Network.fit`; ``output``/``n_units`` fix the
-    last layer; ``codes`` are the class index of each row (single-label
-    classification) for class weights and stratification; ``state`` holds the
-    fitted attributes to set once training succeeded.
-    """
+    """Targets converted for the network: ``Y``, the output, its width, class codes."""
 
     def __init__(self, Y, output, n_units, codes=None, state=None):
         self.Y, self.output, self.n_units, self.codes = Y, output, n_units, codes
@@ -240,39 +180,15 @@ class _Targets:
 
 
 class _BaseMLP(BaseEstimator):
-    """What the classifier and the regressor share: checks and fitting."""
+    """What the classifier and the regressor share: the checks, the fitting, the weights."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
-                 lr=1e-3, batch_size="auto", epochs=200, momentum=0.9, nesterov=True,
-                 weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, lr_schedule=None,
-                 clip_norm=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 shuffle=True, dtype="float64", init="auto", random_state=None, n_threads=None,
-                 backend="numba", warm_start=False, verbose=0):
+    _loss_name = "log_loss"
+
+    def _set_parameters(self, values):
         # scikit-learn's rule: store the arguments unchanged; they are checked in fit
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.weight_decay = weight_decay
-        self.betas = betas
-        self.eps = eps
-        self.lr_schedule = lr_schedule
-        self.clip_norm = clip_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.shuffle = shuffle
-        self.dtype = dtype
-        self.init = init
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.backend = backend
-        self.warm_start = warm_start
-        self.verbose = verbose
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     # ------------------------------------------------------------ checks
 
@@ -283,156 +199,281 @@ class _BaseMLP(BaseEstimator):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
             raise TypeError("hidden_layer_sizes must be an int or a sequence of ints such as "
                             f"(100,) or (64, 32); got {sizes!r}")
+        sizes = list(sizes)
+        for size in sizes:
+            if isinstance(size, numbers.Integral) and size <= 0:
+                raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return tuple(check_int(f"hidden_layer_sizes[{i}]", size, minimum=1)
                      for i, size in enumerate(sizes))
 
+    def _activations(self, n_hidden):
+        names = [self.activation] * n_hidden if isinstance(self.activation, str) else list(
+            self.activation)
+        if len(names) != n_hidden:
+            raise ValueError(f"activation lists {len(names)} names but there are {n_hidden} "
+                             "hidden layers; give one name, or one per hidden layer")
+        return [ACTIVATIONS[check_choice("activation", name, tuple(ACTIVATIONS))]
+                for name in names]
+
     def _check_settings(self):
-        """Check what the estimator itself interprets; Network.fit checks the rest
-        (lr, betas, eps, weight_decay, ...) before it touches any parameter."""
-        check_choice("optimizer", self.optimizer, tuple(codes.OPTIMIZERS))
+        """Check every hyperparameter before anything is touched."""
+        check_choice("solver", self.solver, SOLVERS)
+        check_real("alpha", self.alpha, minimum=0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             check_int("batch_size", self.batch_size, minimum=1)
-        check_int("epochs", self.epochs, minimum=1)
-        check_real("momentum", self.momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
-        check_bool("nesterov", self.nesterov)
+        check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
+        check_real("learning_rate_init", self.learning_rate_init, minimum=0.0,
+                   min_inclusive=False)
+        check_real("power_t", self.power_t, minimum=0.0)
+        check_int("max_iter", self.max_iter, minimum=1)
+        check_bool("shuffle", self.shuffle)
+        check_real("tol", self.tol, minimum=0.0)
+        check_bool("warm_start", self.warm_start)
+        check_real("momentum", self.momentum, minimum=0.0, maximum=1.0)
+        check_bool("nesterovs_momentum", self.nesterovs_momentum)
         check_bool("early_stopping", self.early_stopping)
         check_real("validation_fraction", self.validation_fraction, minimum=0.0, maximum=1.0,
-                   min_inclusive=False, max_inclusive=False)
-        check_int("patience", self.patience, minimum=1)
-        check_bool("warm_start", self.warm_start)
-        return self._hidden_sizes(), check_dtype(self.dtype)
+                   max_inclusive=False)
+        check_real("beta_1", self.beta_1, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_real("beta_2", self.beta_2, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_real("epsilon", self.epsilon, minimum=0.0, min_inclusive=False)
+        if not (isinstance(self.n_iter_no_change, numbers.Real)
+                and self.n_iter_no_change == np.inf):
+            check_int("n_iter_no_change", self.n_iter_no_change, minimum=1)
+        check_int("max_fun", self.max_fun, minimum=1)
+        if self.dtype is not None:
+            check_dtype(self.dtype)
+        hidden = self._hidden_sizes()
+        return hidden, self._activations(len(hidden))
+
+    # ------------------------------------------------------------ the weights
+
+    def _init_weights(self, sizes, activations, dtype, random_state):
+        """scikit-learn's initial weights: Glorot-uniform draws, layer by layer."""
+        factor = 2.0 if activations and all(a == "sigmoid" for a in activations) else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+            intercepts.append(random_state.uniform(-bound, bound, fan_out).astype(dtype))
+        return coefs, intercepts
 
     def _network(self):
-        """The fitted network with the current run-time settings applied."""
-        check_is_fitted(self, "network_")
-        network = self.network_
+        """``network_`` holding ``coefs_`` and ``intercepts_`` (which may have been assigned)."""
+        check_is_fitted(self, "coefs_")
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if len(coefs) == 0 or len(coefs) != len(intercepts):
+            raise ValueError("coefs_ and intercepts_ must be lists of the same length (one "
+                             f"entry per layer); got {len(coefs)} and {len(intercepts)}")
+        coefs = [np.asarray(c) for c in coefs]
+        sizes = (coefs[0].shape[0], *(c.shape[1] if c.ndim == 2 else -1 for c in coefs))
+        network = getattr(self, "network_", None)
+        if network is None or tuple(network.sizes) != sizes:
+            output = {v: k for k, v in OUT_ACTIVATIONS.items()}.get(
+                getattr(self, "out_activation_", None), "identity")
+            dtype = coefs[0].dtype if coefs[0].dtype in (np.float32, np.float64) else np.float64
+            hidden = self._activations(len(sizes) - 2)
+            network = Network(sizes, activation=hidden, output=output, dtype=dtype,
+                              backend=self.backend, n_threads=self.n_threads)
+            self.network_ = network
+        for i, (W, b) in enumerate(zip(network.weights, network.biases)):
+            coef, intercept = coefs[i], np.asarray(intercepts[i])
+            if coef.shape != W.T.shape or intercept.shape != b.shape:
+                raise ValueError(f"coefs_[{i}] has shape {coef.shape} and intercepts_[{i}] "
+                                 f"{intercept.shape}; layer {i} needs {W.T.shape} and {b.shape}")
+            W[...] = coef.T
+            b[...] = intercept
         network.backend = self.backend
         network.n_threads = self.n_threads
         return network
 
-    def _check_architecture(self, network, sizes, output, dtype):
-        activation = check_activation(self.activation, len(sizes) - 2)[0]
-        now = (tuple(network.sizes), tuple(network.activation), network.output,
-               network.dtype.name)
-        wanted = (tuple(sizes), tuple(activation), output, dtype.name)
-        if network.architecture != Architecture(sizes, activation, output, dtype):
-            raise ValueError(
-                "cannot continue training (warm_start=True or partial_fit): the fitted network "
-                f"has sizes {now[0]}, activation {list(now[1])}, output {now[2]!r} and dtype "
-                f"{now[3]!r}, but the hyperparameters and data now ask for sizes {wanted[0]}, "
-                f"activation {list(wanted[1])}, output {wanted[2]!r} and dtype {wanted[3]!r}; "
-                "set warm_start=False to start afresh")
+    def _keep_weights(self, network):
+        """``coefs_`` and ``intercepts_`` from the trained network: new arrays, its dtype."""
+        self.coefs_ = [np.ascontiguousarray(W.T) for W in network.weights]
+        self.intercepts_ = [b.copy() for b in network.biases]
 
     # ------------------------------------------------------------ fitting
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
-        hidden, dtype = self._check_settings()
+        hidden, activations = self._check_settings()
         if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True (it runs one "
-                             "epoch that keeps the optimizer state; use fit for early stopping)")
-        fitted = hasattr(self, "network_")
-        continuing = fitted and (incremental or self.warm_start)
-        X, y = validate_data(self, X, y, reset=not continuing, dtype=dtype, order="C",
-                             multi_output=True, y_numeric=not isinstance(self, ClassifierMixin))
-        targets = self._targets(y, continuing, incremental, classes, dtype)
-        weights = self._row_weights(_check_sample_weight(sample_weight, X.shape[0]), targets,
-                                    y, incremental)
-        seed = _draw_seed(self.random_state)
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if first_pass:
+            dtype = [np.float64, np.float32] if self.dtype is None else check_dtype(self.dtype)
+        else:
+            dtype = self._network().dtype
+        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
+                             multi_output=True, y_numeric=not is_classifier(self))
+        dtype = X.dtype
+        targets = self._targets(y, not first_pass, incremental, classes, dtype)
+        weights = self._row_weights(self._sample_weight(sample_weight, X.shape[0]), targets,
+                                    incremental)
+        random_state = check_random_state(self.random_state)
         sizes = (X.shape[1], *hidden, targets.n_units)
-        if continuing:
-            network = self._network()
-            self._check_architecture(network, sizes, targets.output, dtype)
+        if first_pass:
+            coefs, intercepts = self._init_weights(sizes, activations, dtype, random_state)
         else:
-            network = Network(sizes, activation=self.activation, output=targets.output,
+            self._check_continuation(targets, sizes)
+
+        # the early-stopping split: scikit-learn's, from the same random state
+        validation, X_train, Y_train, w_train = None, X, targets.Y, weights
+        stochastic = self.solver != "lbfgs"
+        if stochastic and self.early_stopping:
+            validation, X_train, Y_train, w_train = self._split(X, targets, weights,
+                                                                random_state)
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
+        if first_pass:
+            network = Network(sizes, activation=activations, output=targets.output,
                               dtype=dtype, seed=seed, backend=self.backend,
-                              n_threads=self.n_threads, init=self.init)
-
-        X_train, Y_train, w_train, validation = X, targets.Y, weights, None
-        if self.early_stopping:
-            X_train, Y_train, w_train, validation = self._split(X, targets, weights, seed)
-        if self.batch_size == "auto":
-            batch_size = min(AUTO_BATCH, X_train.shape[0])
+                              n_threads=self.n_threads)
+            for W, b, coef, intercept in zip(network.weights, network.biases, coefs,
+                                             intercepts):
+                W[...] = coef.T
+                b[...] = intercept
         else:
-            batch_size = self.batch_size
-        sgd = self.optimizer == "sgd"
-        momentum = self.momentum if sgd else 0.0
-        history = network.fit(
-            X_train, Y_train, epochs=1 if incremental else self.epochs, batch_size=batch_size,
-            lr=self.lr, momentum=momentum, nesterov=bool(self.nesterov) and momentum > 0,
-            weight_decay=self.weight_decay, shuffle=self.shuffle, optimizer=self.optimizer,
-            betas=self.betas, eps=self.eps, lr_schedule=self.lr_schedule,
-            clip_norm=self.clip_norm, sample_weight=w_train, validation_data=validation,
-            patience=self.patience if validation is not None else None,
-            warm_start=continuing, verbose=self.verbose)
-        if history.stop_reason == "interrupted":
-            warnings.warn("training interrupted by the user; the network holds the parameters "
-                          "of the last completed epoch", UserWarning, stacklevel=3)
+            network = self._network()
+        factor = 1.0 / targets.n_units if self._loss_name == "squared_error" else 1.0
 
-        # every fitted attribute is set only now that training has succeeded
+        if stochastic:
+            records = getattr(self, "_records", None)
+            if first_pass or records is None:
+                records = Records(early_stopping=self.early_stopping)
+            rate = getattr(self, "_optimizer", None)
+            if not incremental or rate is None:
+                schedule = self.learning_rate if self.solver == "sgd" else "constant"
+                rate = LearningRate(self.learning_rate_init, schedule, self.power_t)
+            n_train = X_train.shape[0]
+            if self.batch_size == "auto":
+                batch_size = min(AUTO_BATCH, n_train)
+            else:
+                if self.batch_size > n_train:
+                    warnings.warn("Got `batch_size` less than 1 or larger than sample size. It "
+                                  "is going to be clipped", stacklevel=3)
+                batch_size = int(np.clip(self.batch_size, 1, n_train))
+            n_iter = fit_stochastic(
+                network, X_train, Y_train, w_train, records, rate, optimizer=self.solver,
+                batch_size=batch_size, max_iter=self.max_iter, alpha=self.alpha, factor=factor,
+                momentum=self.momentum, nesterov=self.nesterovs_momentum,
+                betas=(self.beta_1, self.beta_2), epsilon=self.epsilon, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle,
+                validation=validation, incremental=incremental,
+                continue_optimizer=incremental and hasattr(self, "_optimizer"),
+                lr_schedule=self.lr_schedule, clip_norm=self.clip_norm,
+                verbose=bool(self.verbose))
+            self._set_records(records, rate)
+        else:
+            ones = np.ones(X.shape[0], dtype=dtype) if weights is None else weights.astype(dtype)
+            self.loss_, n_iter = fit_lbfgs(network, X, targets.Y, ones, alpha=self.alpha,
+                                           factor=factor, max_iter=self.max_iter,
+                                           max_fun=self.max_fun, tol=self.tol)
+
+        # the fitted attributes, now that training has succeeded
         for name, value in targets.state.items():
             setattr(self, name, value)
         self.network_ = network
+        self._keep_weights(network)
+        self.n_iter_ = n_iter
+        self.n_layers_ = len(sizes)
         self.n_outputs_ = targets.n_units
-        self.out_activation_ = targets.output
-        self._record(history, X_train.shape[0], continuing)
+        self.out_activation_ = OUT_ACTIVATIONS[targets.output]
         return self
 
-    def _split(self, X, targets, weights, seed):
-        """Hold out ``validation_fraction`` of the rows for early stopping."""
-        n = X.shape[0]
-        # scikit-learn's test_size rule: the held-out share rounded up
-        n_held = min(math.ceil(self.validation_fraction * n), n - 1)
-        how = "random" if targets.codes is None else "stratified"
-        train, held_out = hold_out(n, max(n_held, 1), how, seed=_split_seed(seed),
-                                   labels=targets.codes)
-        if held_out.shape[0] < 2:
-            raise ValueError(f"The validation set is too small ({held_out.shape[0]} rows of "
-                             f"{X.shape[0]}). Increase 'validation_fraction' or the size of "
-                             "your dataset.")
-        w_train = None if weights is None else weights[train]
-        return X[train], targets.Y[train], w_train, (X[held_out], targets.Y[held_out])
-
-    def _record(self, history, n_rows, continuing):
-        """Fitted attributes from a :class:`fastnn.History`."""
-        previous = continuing and hasattr(self, "loss_curve_")
-        losses = list(history["loss"]) if len(history) else []
-        self.loss_curve_ = (list(self.loss_curve_) if previous else []) + losses
+    def _set_records(self, records, rate):
+        self._records, self._optimizer = records, rate
+        self._no_improvement_count = records.no_improvement_count
+        self.loss_curve_ = list(records.loss_curve)
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
-        self.n_iter_ = len(history)
-        self.t_ = (self.t_ if previous else 0) + n_rows * len(history)
-        if self.early_stopping:
-            scores = [float(s) for s in self._validation_scores(history)]
-            val_losses = list(history["val_loss"]) if len(history) else []
-            keep = previous and self.validation_scores_ is not None
-            self.validation_scores_ = (list(self.validation_scores_) if keep else []) + scores
-            self.validation_loss_curve_ = ((list(self.validation_loss_curve_) if keep else [])
-                                           + val_losses)
-            best = history.best_epoch
-            self.best_validation_score_ = (scores[history.epoch.index(best)]
-                                           if best is not None else None)
+        self.t_ = records.t
+        if records.early_stopping:
+            self.validation_scores_ = list(records.validation_scores)
+            self.best_validation_score_ = records.best_validation_score
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
-            self.validation_loss_curve_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
+            self.best_loss_ = records.best_loss
 
-    def _row_weights(self, sample_weight, targets, y, incremental):
+    def _check_continuation(self, targets, sizes):
+        network = self._network()
+        if tuple(network.sizes) != tuple(sizes) or network.output != targets.output:
+            raise ValueError(
+                f"cannot continue training (warm_start=True or partial_fit): the fitted network "
+                f"has layer sizes {tuple(network.sizes)} and output {network.output!r}, but the "
+                f"data and hyperparameters now ask for {tuple(sizes)} and {targets.output!r}; "
+                "set warm_start=False to start afresh")
+
+    def _split(self, X, targets, weights, random_state):
+        """Hold out ``validation_fraction`` of the rows, as scikit-learn's ``train_test_split``."""
+        stratify = None
+        if is_classifier(self) and targets.n_units == 1:
+            # scikit-learn stratifies on its binarized targets (binary problems only)
+            stratify = LabelBinarizer().fit(targets.state["classes_"]).transform(
+                targets.state["classes_"][targets.codes]).astype(bool)
+        train, held_out = train_test_split(np.arange(X.shape[0]), random_state=random_state,
+                                           test_size=self.validation_fraction,
+                                           stratify=stratify)
+        if held_out.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        w_train, w_val = (None, None) if weights is None else (weights[train], weights[held_out])
+        validation = Validation(X[held_out], targets.Y[held_out], w_val)
+        return validation, X[train], targets.Y[train], w_train
+
+    @staticmethod
+    def _sample_weight(sample_weight, n_rows):
+        if sample_weight is None:
+            return None
+        weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                              input_name="sample_weight")
+        if weights.ndim != 1 or weights.shape[0] != n_rows:
+            raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_rows},)!")
+        if (weights < 0).any():
+            raise ValueError("Negative values in data passed to sample_weight")
+        if not weights.any():
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        return weights
+
+    def _row_weights(self, sample_weight, targets, incremental):
         return sample_weight
 
-    # ------------------------------------------------------------ attributes
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, activations, deltas,
+                         coef_grads, intercept_grads):
+        """scikit-learn's private ``(loss, gradient)`` of its lbfgs objective, in its packing.
 
-    @property
-    def coefs_(self):
-        """Weights in scikit-learn's layout: views ``W_l.T`` of shape (d_{l-1}, d_l)."""
-        check_is_fitted(self, "network_")
-        return [weight.T for weight in self.network_.weights]
-
-    @property
-    def intercepts_(self):
-        """Biases ``b_l`` of shape (d_l,), views into ``network_.params``."""
-        check_is_fitted(self, "network_")
-        return list(self.network_.biases)
+        ``packed_coef_inter`` (float64, shape (n_params,)) holds every ``coefs_[i]``
+        flattened, then every ``intercepts_[i]``; ``y`` the binarized targets,
+        shape (n, n_outputs_).  Sets ``coefs_`` and ``intercepts_`` from it, as
+        scikit-learn's does.  fastnn's own lbfgs works on ``network_.params``
+        instead; this is kept for scikit-learn's gradient test (the arrays after
+        ``sample_weight`` are its buffers and are not used).
+        """
+        shapes = [np.shape(c) for c in self.coefs_]
+        start, coefs, intercepts = 0, [], []
+        for shape in shapes:
+            coefs.append(packed_coef_inter[start:start + shape[0] * shape[1]].reshape(shape))
+            start += shape[0] * shape[1]
+        for shape in shapes:
+            intercepts.append(packed_coef_inter[start:start + shape[1]])
+            start += shape[1]
+        self.coefs_, self.intercepts_ = coefs, intercepts
+        network = self._network()
+        architecture = network.architecture
+        X = architecture.features(X)
+        Y = np.asarray(y, dtype=network.dtype)
+        if architecture.output == "softmax":
+            Y = Y.argmax(axis=1)  # one-hot rows -> class codes
+        weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+        factor = 1.0 / Y.shape[1] if self._loss_name == "squared_error" and Y.ndim == 2 else 1.0
+        objective = FullBatchObjective(network, X, architecture.targets(Y, X.shape[0]),
+                                       np.asarray(weights, dtype=network.dtype), self.alpha,
+                                       factor)
+        with network.thread_scope():
+            loss, grad = objective(network.params.astype(np.float64))
+        table = architecture.table
+        packed = [weight_view(grad, table, i).T.ravel() for i in range(len(shapes))]
+        packed += [bias_view(grad, table, i) for i in range(len(shapes))]
+        return loss, np.concatenate(packed)
 
     def _forward(self, X):
         network = self._network()
@@ -441,78 +482,60 @@ class _BaseMLP(BaseEstimator):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multilayer perceptron classifier trained by fastnn.
+    """Multi-layer perceptron classifier: scikit-learn's, trained by fastnn's kernels.
 
-    Binary and multiclass targets of any labels (ints, strings, ...), and
-    multilabel indicator matrices.  A binary problem has one sigmoid output
-    unit (``predict_proba`` returns ``[1 - p, p]``); multiclass a softmax
-    with one unit per class (cross-entropy loss); multilabel one sigmoid unit
-    per label (binary cross-entropy).
+    Binary problems have one logistic output unit, multiclass a softmax over
+    one unit per class, multilabel indicator targets one logistic unit per
+    label; the loss is the cross-entropy.
 
     Parameters
     ----------
     {parameters}
     class_weight : dict, "balanced" or None, default=None
-        Weights per class label, multiplied into ``sample_weight``;
-        ``"balanced"`` is ``n_samples / (n_classes * count(class))``.
-        Single-label problems only; ``"balanced"`` is not available in
-        :meth:`partial_fit` (compute the weights with
-        ``sklearn.utils.class_weight.compute_class_weight`` and pass a dict).
+        fastnn: weights per class label, multiplied into ``sample_weight``
+        (single-label problems; ``"balanced"`` not in :meth:`partial_fit`).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        The class labels, sorted; for multilabel targets ``arange(n_labels)``.
+        The class labels (``arange(n_labels)`` for multilabel targets).
     {attributes}
-
-    See Also
-    --------
-    MLPRegressor : The regressor.
-    fastnn.Network : The network class doing the work.
 
     Examples
     --------
     >>> from sklearn.datasets import load_iris
     >>> from fastnn.sklearn import MLPClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), lr=1e-2, random_state=0).fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=1e-2, max_iter=300,
+    ...                     random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, optimizer="adam",
-                 lr=1e-3, batch_size="auto", epochs=200, momentum=0.9, nesterov=True,
-                 weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, lr_schedule=None,
-                 clip_norm=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 shuffle=True, dtype="float64", init="auto", random_state=None, n_threads=None,
-                 backend="numba", warm_start=False, verbose=0, class_weight=None):
-        super().__init__(
-            hidden_layer_sizes, activation, optimizer=optimizer, lr=lr, batch_size=batch_size,
-            epochs=epochs, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-            betas=betas, eps=eps, lr_schedule=lr_schedule, clip_norm=clip_norm,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, shuffle=shuffle, dtype=dtype, init=init,
-            random_state=random_state, n_threads=n_threads, backend=backend,
-            warm_start=warm_start, verbose=verbose)
-        self.class_weight = class_weight
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, n_threads=None, backend="numba", lr_schedule=None,
+                 clip_norm=None, class_weight=None):
+        self._set_parameters(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
 
-    # ------------------------------------------------------------ fitting
-
     def fit(self, X, y, sample_weight=None):
-        """Train on ``(X, y)`` for ``epochs`` epochs (fewer with early stopping).
+        """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, or a multilabel indicator matrix of 0/1.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels, or a multilabel indicator matrix.
         sample_weight : array-like of shape (n_samples,), default=None
-            Row weights: each mini-batch's loss is ``Σ w_i L_i / Σ w_i``.
 
         Returns
         -------
@@ -520,19 +543,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch over ``(X, y)`` that keeps the network and its optimizer state.
+    @available_if(_stochastic)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)`` that keeps the weights and the optimizer state.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-        classes : array-like of shape (n_classes,), default=None
-            Every class of the whole stream; required on the first call
-            (unless the estimator was fitted before), since one batch may
-            not show them all.  Not needed for multilabel targets (if given,
-            it must be ``arange(n_labels)``).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
+        classes : array of shape (n_classes,), default=None
+            Every class of the stream; required on the first call.
 
         Returns
         -------
@@ -549,38 +570,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         kind = type_of_target(y)
         if kind == "multilabel-indicator":
             return self._multilabel_targets(y, continuing, classes, dtype)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"{type(self).__name__} takes binary, multiclass or "
-                             f"multilabel-indicator targets; got {kind!r} targets "
-                             "(multiclass-multioutput is not supported)")
-
-        if continuing:
+        if continuing and hasattr(self, "classes_"):
             known = self.classes_
             if classes is not None and not np.array_equal(unique_labels(classes), known):
-                raise ValueError(f"classes={np.asarray(classes)!r} differs from the classes "
-                                 f"of the earlier fit, {known!r}")
-        elif incremental:
+                raise ValueError(f"`classes={list(classes)!r}` is not the same as on last call "
+                                 f"to partial_fit, was: {known!r}")
+        elif incremental or continuing:
             if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit "
-                                 "(every label of the stream, e.g. np.unique(y_all))")
+                raise ValueError("classes must be passed on the first call to partial_fit.")
             known = unique_labels(classes)
         else:
             known = unique_labels(y)
-        if len(known) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; the "
-                             f"data has only one class: {known[0]!r}")
         present = unique_labels(y)
-        unknown = present[~np.isin(present, known)]
-        if unknown.size:
-            raise ValueError(f"y has labels {unknown.tolist()!r} that are not among the "
-                             f"classes {known.tolist()!r}")
         if continuing and self.warm_start and not incremental and not np.array_equal(
                 present, known):
-            raise ValueError("warm_start can only be used where y has the same classes as in "
-                             f"the previous call to fit: previously {known.tolist()!r}, y has "
-                             f"{present.tolist()!r}")
+            raise ValueError("warm_start can only be used where `y` has the same classes as in "
+                             f"the previous call to fit. Previously got {known}, `y` has "
+                             f"{present}")
+        if not np.isin(present, known).all():
+            raise ValueError(f"Expected only labels in classes_ = {known}, but got {present}")
         row_codes = np.searchsorted(known, y)
-        if len(known) == 2:
+        if len(known) <= 2:
+            # one logistic unit (a single class trains it towards 0, as scikit-learn)
             return _Targets(row_codes, "sigmoid", 1, row_codes, {"classes_": known})
         return _Targets(row_codes, "softmax", len(known), row_codes, {"classes_": known})
 
@@ -590,50 +601,35 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if classes is not None and not np.array_equal(unique_labels(classes), labels):
             raise ValueError(f"for multilabel targets with {n_labels} columns, classes must be "
                              f"arange({n_labels}); got {np.asarray(classes)!r}")
-        if continuing and (self.out_activation_ != "sigmoid" or self.n_outputs_ != n_labels
+        if continuing and (self.n_outputs_ != n_labels
                            or not np.array_equal(self.classes_, labels)):
             raise ValueError(f"y is a multilabel indicator with {n_labels} labels, but the "
                              f"estimator was fitted on classes {self.classes_.tolist()!r}")
         return _Targets(np.asarray(y, dtype=dtype), "sigmoid", n_labels, None,
                         {"classes_": labels, "_label_dtype": y.dtype})
 
-    def _row_weights(self, sample_weight, targets, y, incremental):
+    def _row_weights(self, sample_weight, targets, incremental):
         """``sample_weight`` times the class weights; None when both are absent."""
-        weights = sample_weight
-        if self.class_weight is not None:
-            if not (isinstance(self.class_weight, dict) or (
-                    isinstance(self.class_weight, str) and self.class_weight == "balanced")):
-                raise ValueError("class_weight must be None, 'balanced' or a dict {label: "
-                                 f"weight}}; got {self.class_weight!r}")
-            if targets.codes is None:
-                raise ValueError("class_weight applies to binary and multiclass targets, not "
-                                 "to multilabel ones")
-            if incremental and isinstance(self.class_weight, str):
-                raise ValueError("class_weight='balanced' is not supported by partial_fit (one "
-                                 "batch does not show the class frequencies); pass a dict, "
-                                 "e.g. from sklearn.utils.class_weight.compute_class_weight")
-            classes = targets.state["classes_"]
-            factors = compute_class_weight(self.class_weight, classes=classes,
-                                           y=classes[targets.codes])[targets.codes]
-            weights = factors if weights is None else weights * factors
-        if weights is not None and targets.codes is not None and not incremental:
-            # one batch of a stream may hold one class; a whole training set may not
-            weighted = np.unique(targets.codes[weights > 0])
-            if weighted.size < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes with non-zero "
-                    "weight; sample_weight/class_weight leave only one class: "
-                    f"{targets.state['classes_'][weighted[0]]!r}")
-        return weights
-
-    def _validation_scores(self, history):
-        # accuracy, as scikit-learn's MLPClassifier reports (subset accuracy for multilabel)
-        return [1.0 - error for error in history["val_error"]] if len(history) else []
-
-    # ------------------------------------------------------------ prediction
+        if self.class_weight is None:
+            return sample_weight
+        if not (isinstance(self.class_weight, dict) or (
+                isinstance(self.class_weight, str) and self.class_weight == "balanced")):
+            raise ValueError("class_weight must be None, 'balanced' or a dict {label: "
+                             f"weight}}; got {self.class_weight!r}")
+        if targets.codes is None:
+            raise ValueError("class_weight applies to binary and multiclass targets, not to "
+                             "multilabel ones")
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' is not supported by partial_fit (one "
+                             "batch does not show the class frequencies); pass a dict, e.g. "
+                             "from sklearn.utils.class_weight.compute_class_weight")
+        classes = targets.state["classes_"]
+        factors = compute_class_weight(self.class_weight, classes=classes,
+                                       y=classes[targets.codes])[targets.codes]
+        return factors if sample_weight is None else sample_weight * factors
 
     def predict(self, X):
-        """Predicted class labels.
+        """Predict using the multi-layer perceptron classifier.
 
         Parameters
         ----------
@@ -641,29 +637,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Returns
         -------
-        y : ndarray of shape (n_samples,), or (n_samples, n_labels) for multilabel
-            Labels from ``classes_``; multilabel: 0/1 of the training targets' dtype.
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Labels from ``classes_``; multilabel: 0/1 of the targets' dtype.
         """
         A = self._forward(X)
-        if A.shape[1] > 1 and self.out_activation_ == "sigmoid":
+        if A.shape[1] > 1 and self.out_activation_ == "logistic":
             return (A > 0.5).astype(self._label_dtype)
         if A.shape[1] == 1:
+            if len(self.classes_) == 1:
+                return np.full(A.shape[0], self.classes_[0])
             return self.classes_[(A[:, 0] > 0.5).astype(np.intp)]
         return self.classes_[A.argmax(axis=1)]
 
     def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``; rows sum to 1 except for
-            multilabel targets, where column k is ``P(label k)``.
-        """
+        """Probability estimates, shape (n_samples, n_classes), columns as ``classes_``."""
         A = self._forward(X)
         if A.shape[1] == 1:
             return np.hstack([1.0 - A, A])
@@ -676,12 +663,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multilayer perceptron regressor trained by fastnn.
+    """Multi-layer perceptron regressor: scikit-learn's, trained by fastnn's kernels.
 
-    Identity output, squared-error loss ``½‖ŷ − y‖²``; one target
-    (``predict`` returns shape (n_samples,)) or several (one output unit each).
-    The targets are used as given: scale them (e.g. with
-    ``sklearn.compose.TransformedTargetRegressor``) when they are far from unit size.
+    Identity output with the squared error ``½ mean((ŷ − y)²)`` (averaged
+    over the outputs, as scikit-learn), or ``loss="poisson"``: an exponential
+    output with the Poisson deviance, for counts and rates.
 
     Parameters
     ----------
@@ -691,20 +677,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ----------
     {attributes}
 
-    See Also
-    --------
-    MLPClassifier : The classifier.
-    fastnn.Network : The network class doing the work.
-
     Examples
     --------
     >>> from sklearn.datasets import make_regression
     >>> from fastnn.sklearn import MLPRegressor
     >>> X, y = make_regression(n_samples=500, n_features=5, noise=1.0, random_state=0)
-    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), lr=1e-2, random_state=0).fit(X, y / 100)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), learning_rate_init=1e-2, max_iter=300,
+    ...                    random_state=0).fit(X, y / 100)
     >>> reg.score(X, y / 100) > 0.9
     True
     """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, loss="squared_error",
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, dtype=None, n_threads=None,
+                 backend="numba", lr_schedule=None, clip_norm=None):
+        self._set_parameters(locals())
+
+    @property
+    def _loss_name(self):
+        return self.loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -712,14 +708,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
     def fit(self, X, y, sample_weight=None):
-        """Train on ``(X, y)`` for ``epochs`` epochs (fewer with early stopping).
+        """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
-            Row weights: each mini-batch's loss is ``Σ w_i L_i / Σ w_i``.
 
         Returns
         -------
@@ -727,13 +722,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``(X, y)`` that keeps the network and its optimizer state.
+        """One epoch over ``(X, y)`` that keeps the weights and the optimizer state.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -743,21 +739,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _targets(self, y, continuing, incremental, classes, dtype):
+        check_choice("loss", self.loss, ("squared_error", "poisson"))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "Poisson regression.")
         n_targets = 1 if y.ndim == 1 else y.shape[1]
         if continuing and n_targets != self.n_outputs_:
             raise ValueError(f"y has {n_targets} target(s) but the estimator was fitted on "
                              f"{self.n_outputs_}")
-        return _Targets(np.asarray(y, dtype=dtype), "identity", n_targets,
+        output = "exp" if self.loss == "poisson" else "identity"
+        return _Targets(np.asarray(y, dtype=dtype), output, n_targets,
                         state={"_one_target": y.ndim == 1})
 
-    def _validation_scores(self, history):
-        # R², as scikit-learn's MLPRegressor reports
-        return list(history["val_r2"]) if len(history) else []
-
     def predict(self, X):
-        """Predicted values.
+        """Predict using the multi-layer perceptron model.
 
         Parameters
         ----------
@@ -765,12 +762,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Returns
         -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            1-D when the training targets were 1-D.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
         A = self._forward(X)
-        return A[:, 0] if self._one_target else A
+        return A[:, 0] if getattr(self, "_one_target", self.n_outputs_ == 1) else A
 
 
-_document(MLPClassifier, "accuracy")
-_document(MLPRegressor, "R²")
+_document(MLPClassifier, "accuracy", '"logistic" or "softmax"')
+_document(MLPRegressor, "R²", '"identity", or "exp" for the Poisson loss',
+          loss='    loss : {"squared_error", "poisson"}, default="squared_error"\n'
+               '        The loss (and the output: identity, or exp for Poisson).\n')

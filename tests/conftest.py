@@ -17,3 +17,11 @@ def n_threads(request):
 def scoped():
     """``scoped(backend, n_threads)``: the thread scope the Network would use."""
     return thread_scope
+
+
+def pytest_generate_tests(metafunc):
+    """scikit-learn's ``global_random_seed`` fixture, for its copied test_mlp.py: 42, as
+    scikit-learn's conftest gives it by default (``SKLEARN_TESTS_GLOBAL_RANDOM_SEED``
+    unset)."""
+    if "global_random_seed" in metafunc.fixturenames:
+        metafunc.parametrize("global_random_seed", [42])
