@@ -32,7 +32,9 @@ class Architecture:
         Layer widths ``d_0, ..., d_L``.
     activation : str or sequence of str, default "relu"
         One hidden activation for every hidden layer, or one per hidden layer.
-    output : {"softmax", "sigmoid", "identity"}, default "softmax"
+    output : {"softmax", "sigmoid", "identity", "exp"}, default "softmax"
+        The output and its loss (docs/design.md, section 2); identity and exp
+        (Poisson) are the regression outputs, ``codes.REGRESSION_OUTPUTS``.
     dtype : {"float32", "float64"}, default "float32"
 
     Attributes

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnn import codes
 from fastnn.training import DivergenceError
 from fastnn.validation import check_int, check_real, hold_out, interval_text
 
@@ -52,7 +53,7 @@ TRAIN_DEFAULTS = {
 }
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity", "leaky_relu")
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 SPLITS = ("train", "validation", "test")
 
 
@@ -441,7 +442,7 @@ def _holdout(X, y, rows, seed):
 
 
 def _is_classifier(net):
-    return net.output in ("softmax", "sigmoid")
+    return net.output not in codes.REGRESSION_OUTPUTS
 
 
 def _evaluate_split(net, X, y):

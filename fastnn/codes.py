@@ -26,13 +26,20 @@ LEAKY_SLOPE = 0.01
 OUT_IDENTITY = 0
 OUT_SIGMOID = 1
 OUT_SOFTMAX = 2
+OUT_EXP = 3
 
 #: output names -> codes; each output is paired with its loss (docs/design.md, section 2)
 OUTPUTS = {
     "identity": OUT_IDENTITY,
     "sigmoid": OUT_SIGMOID,
     "softmax": OUT_SOFTMAX,
+    "exp": OUT_EXP,
 }
+
+#: the outputs that predict values rather than classes: no error rate, no class
+#: weights, no ``predict_proba``; scored by R² (as scikit-learn's MLPRegressor,
+#: whose ``loss="poisson"`` is the exp output)
+REGRESSION_OUTPUTS = ("identity", "exp")
 
 SGD = 0
 ADAM = 1

@@ -9,7 +9,7 @@ checked and converted (:meth:`fastnn.architecture.Architecture.features` and
 
 import numpy as np
 
-from fastnn import metrics
+from fastnn import codes, metrics
 
 #: rows per forward call when predicting or evaluating: bounds the workspace, not the data
 CHUNK_ROWS = 4096
@@ -96,6 +96,6 @@ def validation_metrics(network, X, Y):
     """
     A, loss = outputs_and_loss(network, X, Y)
     output = network.architecture.output
-    if output == "identity":
+    if output in codes.REGRESSION_OUTPUTS:
         return {"val_loss": loss, "val_r2": metrics.r2_score(A, Y)}
     return {"val_loss": loss, "val_error": 1.0 - metrics.accuracy(output, A, Y)}

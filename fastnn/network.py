@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from fastnn import evaluation, metrics, model_files, reference
+from fastnn import codes, evaluation, metrics, model_files, reference
 from fastnn.architecture import Architecture
 from fastnn.init import SCHEMES, initialize
 from fastnn.layout import parameter_views
@@ -34,7 +34,7 @@ class Network:
     activation : str or sequence of str, default "relu"
         Hidden activation, one name for all hidden layers or one per hidden
         layer: ``relu``, ``sigmoid``, ``tanh``, ``identity``, ``leaky_relu``.
-    output : {"softmax", "sigmoid", "identity"}, default "softmax"
+    output : {"softmax", "sigmoid", "identity", "exp"}, default "softmax"
         Output activation; it fixes the loss (cross-entropy, binary
         cross-entropy, squared error).
     dtype : {"float32", "float64"}, default "float32"
@@ -111,7 +111,7 @@ class Network:
     activation = property(lambda self: self.architecture.activation,
                           doc="Hidden activation names, one per hidden layer.")
     output = property(lambda self: self.architecture.output,
-                      doc='``"softmax"``, ``"sigmoid"`` or ``"identity"``.')
+                      doc='``"softmax"``, ``"sigmoid"``, ``"identity"`` or ``"exp"``.')
     dtype = property(lambda self: self.architecture.dtype,
                      doc="The parameters' ``numpy.dtype`` (float32 or float64).")
 
@@ -175,9 +175,9 @@ class Network:
 
     def predict_proba(self, X):
         """Probabilities: the softmax or sigmoid outputs, shape (n, d_L)."""
-        if self.output == "identity":
+        if self.output in codes.REGRESSION_OUTPUTS:
             raise ValueError("predict_proba needs a softmax or sigmoid output; this network's "
-                             "output is 'identity' (use predict)")
+                             f"output is {self.output!r} (use predict)")
         return self.forward(X)
 
     def predict(self, X):
@@ -187,8 +187,8 @@ class Network:
         -------
         ndarray
             softmax: class labels (n,) int64; sigmoid: 0/1 labels, (n,) for one
-            output unit else (n, d_L); identity: values, (n,) for one output
-            unit else (n, d_L).
+            output unit else (n, d_L); identity, exp: values (exp: the
+            predicted means ``exp(z)``), (n,) for one output unit else (n, d_L).
         """
         A = self.forward(X)
         if self.output == "softmax":
@@ -208,14 +208,14 @@ class Network:
             return evaluation.outputs_and_loss(self, X, Y, weights)[1]
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy (softmax, sigmoid: every label of a row right) or R² (identity),
-        weighted by ``sample_weight`` when given."""
+        """Accuracy (softmax, sigmoid: every label of a row right) or R² (identity, exp:
+        as scikit-learn's regressors), weighted by ``sample_weight`` when given."""
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = None if sample_weight is None else as_sample_weight(
             sample_weight, X.shape[0], np.float64)
         A = self.forward(X)
-        if self.output == "identity":
+        if self.output in codes.REGRESSION_OUTPUTS:
             return metrics.r2_score(A, Y, weights)
         return metrics.accuracy(self.output, A, Y, weights)
 

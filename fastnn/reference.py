@@ -80,6 +80,12 @@ def _row_losses(output, Z, Y):
         return (Y * (log_sum_exp - Z)).sum(axis=1)          # -sum y log p
     if output == codes.OUT_SIGMOID:
         return (np.logaddexp(0, Z) - Y * Z).sum(axis=1)     # softplus(z) - y z
+    if output == codes.OUT_EXP:
+        from scipy.special import xlogy
+        # scikit-learn's poisson_loss, xlogy(y, y/ŷ) - y + ŷ with ŷ = exp(z); an
+        # overflowing exp is an infinite loss, not a warning
+        with np.errstate(over="ignore"):
+            return (xlogy(Y, Y) - Y - Y * Z + np.exp(Z)).sum(axis=1)
     return 0.5 * ((Z - Y) ** 2).sum(axis=1)
 
 
@@ -106,6 +112,9 @@ def output_activation(output, Z, A):
         A[...] = _softmax(Z)
     elif output == codes.OUT_SIGMOID:
         A[...] = expit(Z)
+    elif output == codes.OUT_EXP:
+        with np.errstate(over="ignore"):
+            A[...] = np.exp(Z)
     else:
         A[...] = Z
 

@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastnn import metrics
+from fastnn import codes, metrics
 from fastnn.evaluation import outputs_and_loss, validation_metrics
 from fastnn.training import TrainingRun
 from fastnn.validation import (
@@ -406,12 +406,12 @@ def streamed_metrics(network, X, y, block_rows):
         A, block_loss = outputs_and_loss(network, X_block, Y_block)
         rows = stop - start
         loss += block_loss * rows
-        if architecture.output == "identity":
+        if architecture.output in codes.REGRESSION_OUTPUTS:
             r2.add(A, Y_block)
         else:
             errors += (1.0 - metrics.accuracy(architecture.output, A, Y_block)) * rows
     result = {"val_loss": loss / n}
-    if architecture.output == "identity":
+    if architecture.output in codes.REGRESSION_OUTPUTS:
         result["val_r2"] = r2.score()
     else:
         result["val_error"] = errors / n

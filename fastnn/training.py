@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn import model_files
+from fastnn import codes, model_files
 from fastnn.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from fastnn.evaluation import validation_metrics
 from fastnn.history import History
@@ -405,7 +405,7 @@ class TrainingRun:
         stats = self.batch_stats
         total_weight = stats[:, 2].sum()
         record = {"loss": float(stats[:, 2] @ stats[:, 0] / total_weight)}
-        if self.net.output != "identity":
+        if self.net.output not in codes.REGRESSION_OUTPUTS:
             record["error"] = float(stats[:, 2] @ stats[:, 1] / total_weight)
         if self.has_validation:
             record.update(self._evaluate())

@@ -295,7 +295,8 @@ def as_targets(y, output, n_outputs, n_rows, dtype):
     y : array-like
         softmax: int labels (n,) in ``0..C-1`` or (n, C) one-hot/probabilities;
         sigmoid: (n,) 0/1 for one unit or (n, k) multilabel in [0, 1];
-        identity: (n,) for one unit or (n, d_L).
+        identity: (n,) for one unit or (n, d_L);
+        exp: as identity, values >= 0 (counts or rates: the Poisson loss).
     output : str
     n_outputs : int
         ``d_L``.
@@ -342,6 +343,11 @@ def as_targets(y, output, n_outputs, n_rows, dtype):
         if array.min() < 0 or array.max() > 1:
             raise ValueError("sigmoid targets must be 0/1 labels (or probabilities in [0, 1]); "
                              f"got values from {array.min()} to {array.max()}")
+    elif output == "exp" and array.size and array.min() < 0:
+        # the Poisson loss has xlogy(y, y) and a mean exp(z) > 0: a negative
+        # target has no loss at all (the kernels would return NaN)
+        raise ValueError("targets of the 'exp' (Poisson) output must be non-negative counts "
+                         f"or rates; got min {array.min()}")
     return _convert(array, dtype)
 
 
@@ -552,7 +558,7 @@ def class_weight_table(class_weight, output, n_outputs, counts=None):
     """
     if class_weight is None:
         return None
-    if output == "identity" or (output == "sigmoid" and n_outputs > 1):
+    if output in codes.REGRESSION_OUTPUTS or (output == "sigmoid" and n_outputs > 1):
         raise ValueError("class_weight applies to single-label classification (softmax, or "
                          "sigmoid with one output unit)")
     n_classes = max(n_outputs, 2)

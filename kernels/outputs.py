@@ -1,7 +1,8 @@
 """Output activations and their matched losses, one fused pass over the rows.
 
 For each row the pass reads the logits ``z`` once and yields the loss (from
-the logits: log-sum-exp for softmax, softplus for sigmoid) and whether the
+the logits: log-sum-exp for softmax, softplus for sigmoid, ``exp(z) - y z``
+plus a constant for the Poisson loss of exp) and whether the
 row is misclassified, and writes what ``mode`` asks for: nothing (``LOSS``),
 the output delta ``(o(z) - y) · w · scale`` (``DELTA``), or the outputs
 ``o(z)`` themselves (``ACTIVATION``).  Loss arithmetic is float64 whatever the
@@ -92,6 +93,29 @@ def _identity_row(z, y, scale, out, mode):
     return loss, np.nan
 
 
+@njit(inline="always")
+def _exp_row(z, y, scale, out, mode):
+    # Poisson loss with the log link (scikit-learn's poisson_loss):
+    # xlogy(y, y) - y - y z + exp(z).  An exp that overflows gives inf in the
+    # loss and the delta, which the training's divergence check reports; the
+    # arithmetic raises nothing.
+    loss = 0.0
+    for j in range(z.shape[0]):
+        e = np.exp(np.float64(z[j]))
+        if mode == ACTIVATION:
+            out[j] = e  # rounded once to the dtype
+            continue
+        yj = np.float64(y[j])
+        # the constant xlogy(y, y) - y, so the values are scikit-learn's;
+        # 0 log 0 = 0, and it is -0 = 0 too at y = 0
+        if yj > 0:
+            loss += yj * np.log(yj) - yj
+        loss += e - yj * np.float64(z[j])
+        if mode == DELTA:
+            out[j] = (e - yj) * scale
+    return loss, np.nan
+
+
 @njit(**COMPILED)
 def output_pass(output, Z, Y, weights, scale, out, mode):
     """Weighted loss and error totals over the rows; the delta or the outputs into ``out``.
@@ -117,7 +141,7 @@ def output_pass(output, Z, Y, weights, scale, out, mode):
     -------
     loss_total, error_total : float
         ``Σ w_i L_i`` and ``Σ w_i [row i wrong]``, summed in row order; the
-        latter is NaN for the identity output; both 0 with ``ACTIVATION``.
+        latter is NaN for the regression outputs (identity, exp); both 0 with ``ACTIVATION``.
 
     Serial: the output layer is narrow (a batch of 256 rows and 10 classes is
     2,560 exponentials, a few microseconds), and a parallel reduction was the
@@ -132,6 +156,8 @@ def output_pass(output, Z, Y, weights, scale, out, mode):
             loss, wrong = _softmax_row(Z[i], Y[i], row_scale, out[i], mode)
         elif output == codes.OUT_SIGMOID:
             loss, wrong = _sigmoid_row(Z[i], Y[i], row_scale, out[i], mode)
+        elif output == codes.OUT_EXP:
+            loss, wrong = _exp_row(Z[i], Y[i], row_scale, out[i], mode)
         else:
             loss, wrong = _identity_row(Z[i], Y[i], row_scale, out[i], mode)
         loss_total += w * loss

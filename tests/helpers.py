@@ -44,7 +44,10 @@ def balanced_blobs(n, seed, d=12, classes=3):
 
 
 def make_targets(output, n, n_outputs, rng):
-    """Integer labels (softmax), 0/1 matrix (sigmoid) or real values (identity)."""
+    """Integer labels (softmax), 0/1 matrix (sigmoid), real values (identity) or
+    Poisson counts (exp: means from 0.2 to 5, so zeros, the 0 log 0 case, occur)."""
+    if output == "exp":
+        return rng.poisson(rng.uniform(0.2, 5.0, (n, n_outputs))).astype(np.float64)
     if output == "softmax":
         return rng.integers(0, n_outputs, size=n)
     if output == "sigmoid":

@@ -9,7 +9,7 @@ from numba.core.errors import NumbaError
 
 from fastnn import Network
 
-from helpers import ACTIVATIONS, PARITY_RTOL, make_targets, relative_error
+from helpers import ACTIVATIONS, OUTPUTS, PARITY_RTOL, make_targets, relative_error
 
 # compiled kernels are shared by every example: no example recompiles anything
 SETTINGS = settings(max_examples=40, deadline=None,
@@ -20,7 +20,7 @@ SETTINGS = settings(max_examples=40, deadline=None,
 def problems(draw):
     depth = draw(st.integers(1, 3))
     sizes = [draw(st.integers(1, 12))] + [draw(st.integers(1, 16)) for _ in range(depth - 1)]
-    output = draw(st.sampled_from(["softmax", "sigmoid", "identity"]))
+    output = draw(st.sampled_from(OUTPUTS))
     sizes.append(draw(st.integers(2 if output == "softmax" else 1, 6)))
     activation = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth - 1)]
     n = draw(st.integers(1, 40))
