@@ -16,7 +16,10 @@ from fastnn.validation import (
     as_sample_weight,
     check_bool,
     check_choice,
+    check_dtype,
+    check_int,
     check_n_threads,
+    check_path,
     check_real,
     check_seed,
     class_weight_factors,
@@ -418,6 +421,49 @@ class Network:
         network.params[...] = stored["params"]
         network.training_state.rng_state = stored["rng_state"]
         return network
+
+    # ------------------------------------------------------------ interoperability
+
+    def to_onnx(self, path=None, *, dtype=None, opset=None):
+        """The forward pass as a standard ONNX model, written to ``path`` when given.
+
+        One ``Gemm`` per layer, each hidden activation (``Relu``, ``Sigmoid``,
+        ``Tanh``, ``LeakyRelu`` with alpha 0.01; nothing for identity), then
+        ``Softmax`` (axis 1) or ``Sigmoid`` for probabilities, or nothing for an
+        identity output; any ONNX runtime computes :meth:`forward` with it.
+        Needs the onnx package (``pip install "fastnn[onnx]"``); see
+        :mod:`fastnn.onnx_export`.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Where to write the model (atomically); nothing is written when None.
+        dtype : {"float32", "float64"}, optional
+            The graph's input, weights and output; the network's dtype by default.
+        opset : int, optional
+            The ONNX opset to declare, at least 13; 17 by default (every
+            onnxruntime since 1.12 runs it).  onnxruntime runs a float64
+            ``LeakyRelu`` from opset 16 on only.
+
+        Returns
+        -------
+        onnx.ModelProto
+            Input ``"input"`` of shape ``(batch, d_0)`` and output
+            ``"probabilities"`` (softmax, sigmoid) or ``"values"`` (identity) of
+            shape ``(batch, d_L)``; ``batch`` is a symbolic dimension.
+
+        Raises
+        ------
+        ImportError
+            onnx is not installed.
+        """
+        from fastnn import onnx_export
+
+        path = check_path("path", path, optional=True)
+        dtype = self.dtype if dtype is None else check_dtype(dtype)
+        opset = (onnx_export.OPSET if opset is None
+                 else check_int("opset", opset, minimum=onnx_export.MIN_OPSET))
+        return onnx_export.export_network(self, path, dtype, opset)
 
     # ------------------------------------------------------------ misc
 
