@@ -465,6 +465,74 @@ class Network:
                  else check_int("opset", opset, minimum=onnx_export.MIN_OPSET))
         return onnx_export.export_network(self, path, dtype, opset)
 
+    def to_torch(self, *, logits=False):
+        """The network as a ``torch.nn.Sequential`` with the same outputs.
+
+        ``Linear`` layers with copies of the weights, the hidden activations as
+        ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU(0.01)`` or ``Identity``, and
+        the output as a last module: ``Softmax(dim=1)``, ``Sigmoid`` or
+        ``Identity``.  Needs PyTorch (``pip install "fastnn[torch]"``); see
+        :mod:`fastnn.torch_interop`.
+
+        Parameters
+        ----------
+        logits : bool, default False
+            Leave off the output module, so the module returns the logits
+            ``Z_L`` (n, d_L): what ``CrossEntropyLoss``, ``BCEWithLogitsLoss``
+            and ``MSELoss`` take when training on in PyTorch.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            Of the network's dtype, on the CPU; ``(n, d_0) -> (n, d_L)``.
+        """
+        from fastnn import torch_interop
+
+        return torch_interop.to_sequential(self, check_bool("logits", logits))
+
+    @classmethod
+    def from_torch(cls, module, output=None, *, seed=0, backend="numba", n_threads=None):
+        """A network with the layers and weights of a ``torch.nn.Sequential``.
+
+        The module is Linear layers alternating with ``ReLU``,
+        ``LeakyReLU(0.01)``, ``Sigmoid``, ``Tanh`` or ``Identity`` (a Linear
+        directly after a Linear is an identity hidden layer), optionally ending
+        in ``Softmax(dim=1)``, ``Sigmoid`` or ``Identity`` as the output, as
+        :meth:`to_torch` writes it.  A Linear without a bias reads as a zero
+        bias.  The dtype is the module's (float32 or float64).  See
+        :mod:`fastnn.torch_interop`.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential
+        output : {"softmax", "sigmoid", "identity"}, optional
+            Required when the module ends with a Linear layer (its logits: a
+            model trained with ``CrossEntropyLoss``, ``BCEWithLogitsLoss`` or
+            ``MSELoss``); else read from the last module, and checked against it.
+        seed, backend, n_threads
+            As for :class:`Network` (the seed drives later shuffling; the
+            weights are the module's).
+
+        Returns
+        -------
+        Network
+            ``weights[l]`` (d_l, d_{l-1}) and ``biases[l]`` (d_l,) copied from
+            the module's Linear layers.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Not a Sequential, a module or layout fastnn cannot read, a missing
+            or conflicting output, or an unsupported dtype; the message names
+            the module and what was expected.
+        ImportError
+            PyTorch is not installed.
+        """
+        from fastnn import torch_interop
+
+        return torch_interop.from_sequential(module, output, network_class=cls, seed=seed,
+                                             backend=backend, n_threads=n_threads)
+
     # ------------------------------------------------------------ misc
 
     def __getstate__(self):
