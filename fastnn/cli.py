@@ -1,4 +1,5 @@
-"""The ``fastnn`` command line: ``train``, ``evaluate`` and ``fetch-mnist``.
+"""The ``fastnn`` command line: ``train``, ``evaluate``, ``compile``, ``export`` and
+``fetch-mnist``.
 
 ``fastnn train`` with no arguments trains a 784-200-10 relu/softmax network on
 the MNIST sample shipped inside the package, so a new user sees fastnn learn
@@ -8,6 +9,7 @@ real digits with one command and no download::
     fastnn train --data mnist --epochs 15 --lr 0.5 --momentum 0 --plot curves.png
     fastnn train --save digits.npz && fastnn evaluate digits.npz
     fastnn fetch-mnist                            # the full MNIST, once (~20 MB)
+    fastnn export digits.npz digits.onnx          # for any ONNX runtime (fastnn[onnx])
 
 ``python -m fastnn ...`` is the same program. Bad input (an unknown option or
 name, a malformed number, a missing file, a file that is not a fastnn model or
@@ -25,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from fastnn import codes
+# onnx_export imports onnx only when it builds a graph
+from fastnn.onnx_export import INSTALL_HINT as ONNX_INSTALL
+from fastnn.onnx_export import MIN_OPSET, OPSET
 from fastnn.training import DivergenceError
 from fastnn.validation import check_int, check_real, hold_out, interval_text
 
@@ -165,6 +170,10 @@ def _choices(allowed):
     return parse
 
 
+def _opset(text):
+    return _integer(text, MIN_OPSET, f"an ONNX opset >= {MIN_OPSET}")
+
+
 # --------------------------------------------------------------------- the parser
 
 
@@ -174,9 +183,9 @@ def build_parser():
     Returns
     -------
     argparse.ArgumentParser
-        With subcommands ``train``, ``evaluate``, ``compile`` and ``fetch-mnist``; each
-        subparser's ``handler`` default is the function that runs it and its
-        ``command_parser`` default the subparser itself.
+        With subcommands ``train``, ``evaluate``, ``compile``, ``export`` and
+        ``fetch-mnist``; each subparser's ``handler`` default is the function
+        that runs it and its ``command_parser`` default the subparser itself.
     """
     d = TRAIN_DEFAULTS
     parser = _Parser(
@@ -310,6 +319,25 @@ def build_parser():
     compile_.add_argument("--threads", type=_positive_int, metavar="N",
                           help="threads the kernels will run with (default: all available; "
                                "with 1 the parallel split is not compiled)")
+
+    # ----------------------------------------------------------------- export
+    export = commands.add_parser(
+        "export",
+        help="write a saved model as ONNX, for any ONNX runtime",
+        description="Write a model saved by 'fastnn train --save' (or Network.save) as a "
+                    "standard ONNX graph (Network.to_onnx): Gemm layers, the hidden "
+                    "activations, and probabilities (softmax, sigmoid) or values (identity) "
+                    "as the output 'probabilities' or 'values', for a dynamic number of "
+                    f"rows given as the input 'input'. Needs onnx: {ONNX_INSTALL}.",
+    )
+    export.set_defaults(handler=_export, command_parser=export)
+    export.add_argument("model", metavar="MODEL", help="the model file (.npz)")
+    export.add_argument("target", metavar="TARGET", help="the ONNX file to write (.onnx)")
+    export.add_argument("--dtype", choices=DTYPES,
+                        help="floating-point type of the graph (default: the model's)")
+    export.add_argument("--opset", type=_opset, metavar="N",
+                        help=f"ONNX opset to declare, at least {MIN_OPSET} (default: {OPSET}, "
+                             "which every onnxruntime since 1.12 runs)")
 
     # ------------------------------------------------------------ fetch-mnist
     fetch = commands.add_parser(
@@ -669,7 +697,7 @@ def _evaluate(args):
     return 0
 
 
-# --------------------------------------------------------------------- fetch-mnist
+# --------------------------------------------------------------------- compile
 
 
 def _compile(args):
@@ -697,6 +725,32 @@ def _compile(args):
                                     else "all cached already"), flush=True)
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+# --------------------------------------------------------------------- export
+
+
+def _export(args):
+    from fastnn import Network
+
+    model = Path(args.model).expanduser()
+    if not model.is_file():
+        raise CommandError(f"model file {args.model} does not exist"
+                           + (" (it is a directory)" if model.is_dir() else ""))
+    _check_writable_parent("TARGET", args.target)
+    net = Network.load(model, backend="numpy")  # nothing is computed: no kernels to load
+    try:
+        graph = net.to_onnx(Path(args.target).expanduser(), dtype=args.dtype, opset=args.opset)
+    except ImportError as error:
+        raise CommandError(str(error)) from error
+    output = graph.graph.output[0].name
+    print(f"{args.target}: ONNX opset {graph.opset_import[0].version}, "
+          f"{net.architecture.describe()}, {args.dtype or net.dtype.name}; input 'input' "
+          f"(batch, {net.sizes[0]}), output '{output}' (batch, {net.sizes[-1]})")
+    return 0
+
+
+# --------------------------------------------------------------------- fetch-mnist
 
 
 def _fetch_mnist(args):

@@ -16,7 +16,10 @@ from fastnn.validation import (
     as_sample_weight,
     check_bool,
     check_choice,
+    check_dtype,
+    check_int,
     check_n_threads,
+    check_path,
     check_real,
     check_seed,
     class_weight_factors,
@@ -418,6 +421,117 @@ class Network:
         network.params[...] = stored["params"]
         network.training_state.rng_state = stored["rng_state"]
         return network
+
+    # ------------------------------------------------------------ interoperability
+
+    def to_onnx(self, path=None, *, dtype=None, opset=None):
+        """The forward pass as a standard ONNX model, written to ``path`` when given.
+
+        One ``Gemm`` per layer, each hidden activation (``Relu``, ``Sigmoid``,
+        ``Tanh``, ``LeakyRelu`` with alpha 0.01; nothing for identity), then
+        ``Softmax`` (axis 1) or ``Sigmoid`` for probabilities, or nothing for an
+        identity output; any ONNX runtime computes :meth:`forward` with it.
+        Needs the onnx package (``pip install "fastnn[onnx]"``); see
+        :mod:`fastnn.onnx_export`.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Where to write the model (atomically); nothing is written when None.
+        dtype : {"float32", "float64"}, optional
+            The graph's input, weights and output; the network's dtype by default.
+        opset : int, optional
+            The ONNX opset to declare, at least 13; 17 by default (every
+            onnxruntime since 1.12 runs it).  onnxruntime runs a float64
+            ``LeakyRelu`` from opset 16 on only.
+
+        Returns
+        -------
+        onnx.ModelProto
+            Input ``"input"`` of shape ``(batch, d_0)`` and output
+            ``"probabilities"`` (softmax, sigmoid) or ``"values"`` (identity) of
+            shape ``(batch, d_L)``; ``batch`` is a symbolic dimension.
+
+        Raises
+        ------
+        ImportError
+            onnx is not installed.
+        """
+        from fastnn import onnx_export
+
+        path = check_path("path", path, optional=True)
+        dtype = self.dtype if dtype is None else check_dtype(dtype)
+        opset = (onnx_export.OPSET if opset is None
+                 else check_int("opset", opset, minimum=onnx_export.MIN_OPSET))
+        return onnx_export.export_network(self, path, dtype, opset)
+
+    def to_torch(self, *, logits=False):
+        """The network as a ``torch.nn.Sequential`` with the same outputs.
+
+        ``Linear`` layers with copies of the weights, the hidden activations as
+        ``ReLU``, ``Sigmoid``, ``Tanh``, ``LeakyReLU(0.01)`` or ``Identity``, and
+        the output as a last module: ``Softmax(dim=1)``, ``Sigmoid`` or
+        ``Identity``.  Needs PyTorch (``pip install "fastnn[torch]"``); see
+        :mod:`fastnn.torch_interop`.
+
+        Parameters
+        ----------
+        logits : bool, default False
+            Leave off the output module, so the module returns the logits
+            ``Z_L`` (n, d_L): what ``CrossEntropyLoss``, ``BCEWithLogitsLoss``
+            and ``MSELoss`` take when training on in PyTorch.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            Of the network's dtype, on the CPU; ``(n, d_0) -> (n, d_L)``.
+        """
+        from fastnn import torch_interop
+
+        return torch_interop.to_sequential(self, check_bool("logits", logits))
+
+    @classmethod
+    def from_torch(cls, module, output=None, *, seed=0, backend="numba", n_threads=None):
+        """A network with the layers and weights of a ``torch.nn.Sequential``.
+
+        The module is Linear layers alternating with ``ReLU``,
+        ``LeakyReLU(0.01)``, ``Sigmoid``, ``Tanh`` or ``Identity`` (a Linear
+        directly after a Linear is an identity hidden layer), optionally ending
+        in ``Softmax(dim=1)``, ``Sigmoid`` or ``Identity`` as the output, as
+        :meth:`to_torch` writes it.  A Linear without a bias reads as a zero
+        bias.  The dtype is the module's (float32 or float64).  See
+        :mod:`fastnn.torch_interop`.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential
+        output : {"softmax", "sigmoid", "identity"}, optional
+            Required when the module ends with a Linear layer (its logits: a
+            model trained with ``CrossEntropyLoss``, ``BCEWithLogitsLoss`` or
+            ``MSELoss``); else read from the last module, and checked against it.
+        seed, backend, n_threads
+            As for :class:`Network` (the seed drives later shuffling; the
+            weights are the module's).
+
+        Returns
+        -------
+        Network
+            ``weights[l]`` (d_l, d_{l-1}) and ``biases[l]`` (d_l,) copied from
+            the module's Linear layers.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Not a Sequential, a module or layout fastnn cannot read, a missing
+            or conflicting output, or an unsupported dtype; the message names
+            the module and what was expected.
+        ImportError
+            PyTorch is not installed.
+        """
+        from fastnn import torch_interop
+
+        return torch_interop.from_sequential(module, output, network_class=cls, seed=seed,
+                                             backend=backend, n_threads=n_threads)
 
     # ------------------------------------------------------------ misc
 

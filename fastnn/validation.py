@@ -600,6 +600,16 @@ def class_weight_factors(class_weight, output, Y, table=None):
     return None if table is None else table[class_labels(output, Y)]
 
 
+def check_path(name, path, optional=False):
+    """A file path (str or path-like), or ``None`` when ``optional``."""
+    if path is None and optional:
+        return None
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path{' or None' if optional else ''}; got "
+                        f"{_describe(path)}")
+    return path
+
+
 def check_checkpoint(checkpoint, checkpoint_every, resume):
     """Checkpoint path (or None), its period in epochs, and whether to resume from it."""
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
