@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn import codes
+
 # onnx_export imports onnx only when it builds a graph
 from fastnn.onnx_export import INSTALL_HINT as ONNX_INSTALL
 from fastnn.onnx_export import MIN_OPSET, OPSET

@@ -47,12 +47,13 @@ OUTPUT_OPERATORS = {
     "softmax": ("Softmax", {"axis": 1}),
     "sigmoid": ("Sigmoid", {}),
     "logistic": ("Sigmoid", {}),
+    "exp": ("Exp", {}),  # the Poisson mean of MLPRegressor(loss="poisson")
     "identity": None,
 }
 
 #: the graph's output name, by output: what a caller reads
 OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities",
-                "logistic": "probabilities", "identity": "values"}
+                "logistic": "probabilities", "identity": "values", "exp": "values"}
 
 
 def require_onnx():

@@ -50,10 +50,32 @@ def _hidden_modules(torch):
             "leaky_relu": lambda: nn.LeakyReLU(codes.LEAKY_SLOPE)}
 
 
+def _exp_class(torch):
+    """``Exp``: the exp output (Poisson regression) as a module; PyTorch has none.
+
+    Defined on first use (torch is optional) as this module's ``Exp``, so that
+    a Sequential holding it pickles.
+    """
+    global Exp
+    if Exp is None:
+        class Exp(torch.nn.Module):
+            """``exp(x)``, elementwise: fastnn's exp output (the Poisson mean)."""
+
+            def forward(self, x):
+                return torch.exp(x)
+
+        Exp.__module__, Exp.__qualname__ = __name__, "Exp"
+    return Exp
+
+
+#: the exp output's module class, once torch has been imported (see _exp_class)
+Exp = None
+
+
 def _output_modules(torch):
     nn = torch.nn
     return {"softmax": lambda: nn.Softmax(dim=1), "sigmoid": nn.Sigmoid,
-            "identity": nn.Identity}
+            "identity": nn.Identity, "exp": _exp_class(torch)}
 
 
 def to_sequential(network, logits=False):
@@ -117,7 +139,7 @@ def _activation_name(torch, name, child):
                              "over the units of each row: expected Softmax(dim=1)")
         return "softmax"
     for kind, fastnn_name in ((nn.ReLU, "relu"), (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"),
-                              (nn.Identity, "identity")):
+                              (nn.Identity, "identity"), (_exp_class(torch), "exp")):
         if isinstance(child, kind):
             return fastnn_name
     return None

@@ -3,10 +3,10 @@ the checks do not cover (accuracy on real data, early stopping, partial_fit,
 warm starts, multilabel, Pipeline + GridSearchCV, clone, pickle)."""
 
 import copy
-import warnings
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest

@@ -178,7 +178,7 @@ BAD_MODULES = [
      ValueError, r"ends with a Linear layer \(logits\).*pass output='softmax'"),
     ("unknown-output", lambda nn: nn.Sequential(nn.Linear(4, 3)), {"output": "softplus"},
      ValueError, r"unknown output 'softplus'; expected one of \['identity', 'sigmoid', "
-                 r"'softmax'\]"),
+                 r"'softmax', 'exp'\]"),
     ("output-last-relu", lambda nn: nn.Sequential(nn.Linear(4, 5), nn.ReLU()), {},
      ValueError, "the last module, 1, is relu, which is not a fastnn output"),
     ("output-conflict", lambda nn: nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1)),
