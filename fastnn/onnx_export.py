@@ -17,6 +17,7 @@ import numpy as np
 
 from fastnn import codes
 from fastnn.files import write_atomically
+from fastnn.optional import require
 
 __all__ = ["OPSET", "MIN_OPSET", "INSTALL_HINT", "require_onnx", "forward_graph",
            "network_model", "export_network"]
@@ -58,12 +59,7 @@ OUTPUT_NAMES = {"softmax": "probabilities", "sigmoid": "probabilities",
 
 def require_onnx():
     """The ``onnx`` module, or an ImportError that says how to install it."""
-    try:
-        import onnx
-    except ImportError as error:
-        raise ImportError(f"exporting to ONNX needs the onnx package, which is not installed "
-                          f"({error}); install it with:  {INSTALL_HINT}") from error
-    return onnx
+    return require("onnx", "exporting to ONNX", INSTALL_HINT)
 
 
 def check_operators(activation, output):

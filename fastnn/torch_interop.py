@@ -24,6 +24,7 @@ only by these functions.
 import numpy as np
 
 from fastnn import codes
+from fastnn.optional import require
 from fastnn.validation import check_choice
 
 __all__ = ["INSTALL_HINT", "require_torch", "to_sequential", "from_sequential"]
@@ -36,12 +37,7 @@ _SUPPORTED = ("Linear layers alternating with the activations ReLU, LeakyReLU(0.
 
 def require_torch():
     """The ``torch`` module, or an ImportError that says how to install it."""
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(f"converting to and from PyTorch needs torch, which is not installed "
-                          f"({error}); install it with:  {INSTALL_HINT}") from error
-    return torch
+    return require("torch", "converting to and from PyTorch", INSTALL_HINT)
 
 
 def _hidden_modules(torch):

@@ -218,7 +218,7 @@ def test_bad_logits_flag():
 def test_missing_torch_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     net = Network([3, 2], output="softmax")
-    pattern = r'needs torch, which is not installed.*pip install "fastnn\[torch\]"'
+    pattern = r'needs the torch package, which is not installed.*pip install "fastnn\[torch\]"'
     with pytest.raises(ImportError, match=pattern):
         net.to_torch()
     with pytest.raises(ImportError, match=pattern):
