@@ -332,7 +332,7 @@ def build_parser():
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
 
     # ------------------------------------------------------------- playground
-    from fastnn.playground.server import DEFAULT_PORT
+    from fastnn.playground import DEFAULT_PORT  # the server itself is imported when it runs
 
     playground = commands.add_parser(
         "playground",

@@ -18,8 +18,24 @@ the training thread and the snapshots it publishes),
 >>> serve(port=8765)                      # doctest: +SKIP
 """
 
-from fastnn.playground.server import DEFAULT_PORT, PlaygroundServer, PortInUseError, serve
-from fastnn.playground.session import Session, Settings, check_settings, options
+import importlib
+
+#: the port ``fastnn playground`` listens on by default (on 127.0.0.1)
+DEFAULT_PORT = 8765
+
+#: the public names and their modules, imported on first use: every ``fastnn``
+#: command builds the parser that names DEFAULT_PORT, and none but this one
+#: needs the HTTP server (about 0.1 s of imports)
+_EXPORTS = {"serve": "server", "PlaygroundServer": "server", "PortInUseError": "server",
+            "Session": "session", "Settings": "session", "check_settings": "session",
+            "options": "session"}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"fastnn.playground.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'fastnn.playground' has no attribute {name!r}")
+
 
 __all__ = ["serve", "PlaygroundServer", "PortInUseError", "DEFAULT_PORT", "Session", "Settings",
            "check_settings", "options"]

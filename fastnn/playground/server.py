@@ -37,10 +37,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import urlsplit
 
+from fastnn.playground import DEFAULT_PORT
 from fastnn.playground.session import Session, options
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 #: the largest request body read (the largest real one, a settings object, is ~300 bytes)
 MAX_BODY = 64 * 1024
 
