@@ -1,5 +1,5 @@
-"""The ``fastnn`` command line: ``train``, ``evaluate``, ``compile``, ``export`` and
-``fetch-mnist``.
+"""The ``fastnn`` command line: ``train``, ``evaluate``, ``compile``, ``export``,
+``fetch-mnist`` and ``playground``.
 
 ``fastnn train`` with no arguments trains a 784-200-10 relu/softmax network on
 the MNIST sample shipped inside the package, so a new user sees fastnn learn
@@ -10,6 +10,7 @@ real digits with one command and no download::
     fastnn train --save digits.npz && fastnn evaluate digits.npz
     fastnn fetch-mnist                            # the full MNIST, once (~20 MB)
     fastnn export digits.npz digits.onnx          # for any ONNX runtime (fastnn[onnx])
+    fastnn playground                             # the live training page in the browser
 
 ``python -m fastnn ...`` is the same program. Bad input (an unknown option or
 name, a malformed number, a missing file, a file that is not a fastnn model or
@@ -95,6 +96,13 @@ def _integer(text, minimum, expected):
 
 def _positive_int(text):
     return _integer(text, 1, "a positive integer")
+
+
+def _port(text):
+    value = _integer(text, 0, "a port number in 0..65535")
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {value}")
+    return value
 
 
 def _non_negative_int(text):
@@ -184,9 +192,10 @@ def build_parser():
     Returns
     -------
     argparse.ArgumentParser
-        With subcommands ``train``, ``evaluate``, ``compile``, ``export`` and
-        ``fetch-mnist``; each subparser's ``handler`` default is the function
-        that runs it and its ``command_parser`` default the subparser itself.
+        With subcommands ``train``, ``evaluate``, ``compile``, ``export``,
+        ``fetch-mnist`` and ``playground``; each subparser's ``handler`` default is
+        the function that runs it and its ``command_parser`` default the subparser
+        itself.
     """
     d = TRAIN_DEFAULTS
     parser = _Parser(
@@ -352,6 +361,32 @@ def build_parser():
     fetch.add_argument("--data-home", metavar="DIR",
                        help="cache directory (default: $FASTNN_DATA or ~/.cache/fastnn)")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
+
+    # ------------------------------------------------------------- playground
+    from fastnn.playground import DEFAULT_PORT  # the server itself is imported when it runs
+
+    playground = commands.add_parser(
+        "playground",
+        help="a live training page in the browser (the TensorFlow Playground, on fastnn)",
+        description="Serve the playground on 127.0.0.1: a page where a small network learns "
+                    "two-dimensional toy data (circle, XOR, Gaussian clusters, spiral; plane "
+                    "and multiple Gaussians for regression) while the decision boundary, the "
+                    "hidden units and the losses move, with the original's controls. The "
+                    "state is also served as JSON at /api/state. Ctrl-C stops it.",
+    )
+    playground.set_defaults(handler=_playground, command_parser=playground)
+    playground.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                            help="the port on 127.0.0.1; 0 picks a free one "
+                                 "(default: %(default)s)")
+    playground.add_argument("--no-browser", action="store_true",
+                            help="do not open the page in a web browser")
+    playground.add_argument("--seed", type=_non_negative_int, default=0,
+                            help="seeds the points and the networks (default: %(default)s)")
+    playground.add_argument("--backend", choices=("numba", "numpy"), default=d["backend"],
+                            help="numba or numpy (default: %(default)s)")
+    playground.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                            help="threads the network trains with; one is fastest for the "
+                                 "playground's small networks (default: %(default)s)")
     return parser
 
 
@@ -771,6 +806,21 @@ def _fetch_mnist(args):
         print(f"(--data mnist reads $FASTNN_DATA or ~/.cache/fastnn; for this directory set "
               f"FASTNN_DATA={home} or pass --data {path})")
     return 0
+
+
+# --------------------------------------------------------------------- playground
+
+
+def _playground(args):
+    from fastnn.playground import PortInUseError, serve
+
+    try:
+        return serve(port=args.port, open_browser=not args.no_browser, seed=args.seed,
+                     backend=args.backend, n_threads=args.threads)
+    except PortInUseError as error:
+        raise CommandError(error.strerror) from None
+    except OSError as error:  # a privileged port, say: the message names it
+        raise CommandError(error.strerror or str(error)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m fastnn.cli
