@@ -30,6 +30,7 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.optimize import _check_optimize_result
 
+from fastnn import codes, metrics
 from fastnn.full_batch import FullBatchObjective
 from fastnn.training import DivergenceError
 
@@ -137,6 +138,7 @@ class EpochRule:
         self.validation, self.verbose = validation, verbose
         self.epochs = 0
         self.best_params = None
+        self._dense_Y = None  # the held-out targets as the metrics take them
 
     def penalty(self, network):
         """The L2 term scikit-learn adds to an epoch's loss (with the epoch's last weights)."""
@@ -188,11 +190,17 @@ class EpochRule:
             records.best_loss = min(records.best_loss, loss)
 
     def score(self, network):
-        """Accuracy or R² on the held-out rows; NaN when the outputs are not finite."""
+        """Accuracy or R² on the held-out rows (one forward pass); NaN when the outputs
+        are not finite, as scikit-learn's."""
         v = self.validation
-        if not np.isfinite(network.forward(v.X)).all():
+        if self._dense_Y is None:
+            self._dense_Y = network.architecture.targets(v.Y, v.X.shape[0])
+        A = network.forward(v.X)
+        if not np.isfinite(A).all():
             return float("nan")
-        return float(network.score(v.X, v.Y, v.weights))
+        if network.output in codes.REGRESSION_OUTPUTS:
+            return float(metrics.r2_score(A, self._dense_Y, v.weights))
+        return float(metrics.accuracy(network.output, A, self._dense_Y, v.weights))
 
 
 def fit_stochastic(network, X, Y, weights, records, rate, *, optimizer, batch_size, max_iter,
