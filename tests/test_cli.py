@@ -8,6 +8,7 @@ and the installed ``fastnn`` script are the same program.
 """
 
 import gzip
+import os
 import pickle
 import re
 import shutil
@@ -479,7 +480,10 @@ def test_python_m_fastnn(tiny):
 
 
 def test_console_script_bad_argument():
-    script = shutil.which("fastnn")
+    # the script pip installed beside this interpreter (a `fastnn` earlier on PATH,
+    # such as a pyenv shim, may belong to another environment)
+    script = shutil.which("fastnn", path=os.path.dirname(sys.executable)) or shutil.which(
+        "fastnn")
     if script is None:
         pytest.skip("the fastnn console script is not installed (pip install -e .)")
     proc = subprocess.run([script, "train", "--activation", "swish"], capture_output=True,
