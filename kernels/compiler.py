@@ -192,16 +192,30 @@ def prepare(groups, dtype_name, sharing=None):
     to_compile = [(d, s) for d, s in missing if not is_cached(d, s)]
     what = f"the {dtype_name} {_listing(names)} kernels" if names else ""
     started = time.perf_counter()
+    notify = sharing is None or sharing.notify
     if sharing is not None and not CACHE:
         # nothing can pass between the processes: each compiles what it needs
         sharing.wait()
         sharing = None
-    if to_compile and (sharing is None or sharing.notify):
+    if to_compile and notify:
         logger.warning("fastnn: compiling %s (%s)", what,
                        "first use on this machine; cached afterwards" if CACHE
                        else "no writable cache: compiled in every new process")
     if sharing is not None:
-        return _prepare_shared(missing, to_compile, sharing, what, started)
+        _compile_shared(to_compile, sharing)
+    else:
+        _compile_here_and_in_a_worker(missing, to_compile)
+    # loaded from the cache the other processes filled (or compiled here if they failed)
+    for dispatcher, signature in missing:
+        dispatcher.compile(signature)
+    seconds = time.perf_counter() - started if to_compile else 0.0
+    if to_compile and notify:
+        logger.info("fastnn: compiled %s in %.1f s", what, seconds)
+    return seconds
+
+
+def _compile_here_and_in_a_worker(missing, to_compile):
+    """Compile ``to_compile``, sharing it with a second process when that pays."""
     worker = None
     if (CACHE and len(to_compile) > 1 and _jobs() > 1
             and sum(_cost(d) for d, _ in to_compile) >= PARALLEL_THRESHOLD):
@@ -213,30 +227,23 @@ def prepare(groups, dtype_name, sharing=None):
             worker = _start_worker(to_compile, claims)
         except OSError:  # no way to start a process here: compile it all in this one
             worker = None
+    if worker is None:
+        for dispatcher, signature in missing:
+            dispatcher.compile(signature)
+        return
     try:
-        if worker is None:
-            for dispatcher, signature in missing:
+        for i in reversed(range(len(to_compile))):
+            if claim(claims, i):
+                dispatcher, signature = to_compile[i]
                 dispatcher.compile(signature)
-        else:
-            for i in reversed(range(len(to_compile))):
-                if claim(claims, i):
-                    dispatcher, signature = to_compile[i]
-                    dispatcher.compile(signature)
     finally:
-        if worker is not None:
-            _finish(worker)
-            shutil.rmtree(claims, ignore_errors=True)
-    # loaded from the cache the other process filled (or compiled here if it failed)
-    for dispatcher, signature in missing:
-        dispatcher.compile(signature)
-    seconds = time.perf_counter() - started if to_compile else 0.0
-    if to_compile:
-        logger.info("fastnn: compiled %s in %.1f s", what, seconds)
-    return seconds
+        _finish(worker)
+        shutil.rmtree(claims, ignore_errors=True)
 
 
-def _prepare_shared(missing, to_compile, sharing, what, started):
-    """:func:`prepare`'s end when other processes share the work (see :class:`Sharing`)."""
+def _compile_shared(to_compile, sharing):
+    """Compile the units of ``to_compile`` no other process has claimed, then wait for
+    the others (see :class:`Sharing`)."""
     to_compile.sort(key=lambda u: (-_cost(u[0]), u[0].py_func.__name__, str(u[1])))
     try:
         for dispatcher, signature in to_compile:
@@ -247,9 +254,3 @@ def _prepare_shared(missing, to_compile, sharing, what, started):
     finally:
         sharing.wait()
     shutil.rmtree(sharing.claims, ignore_errors=True)
-    for dispatcher, signature in missing:
-        dispatcher.compile(signature)
-    seconds = time.perf_counter() - started if to_compile else 0.0
-    if to_compile and sharing.notify:
-        logger.info("fastnn: compiled %s in %.1f s", what, seconds)
-    return seconds
