@@ -10,6 +10,43 @@ every evaluation of a fit.
 import numpy as np
 
 
+def loss_and_gradient(network, X, Y, weights, weight_decay, workspace, grad):
+    """One forward and one backward pass over all rows; returns ``Σ w_i L_i``.
+
+    Parameters
+    ----------
+    network : fastnn.Network
+    X : ndarray, shape (n, d_0); Y : ndarray, shape (n, d_L); weights : ndarray, shape (n,)
+        Converted rows, dense targets and row weights, of the network's dtype.
+    weight_decay : float
+        ``λ``: ``grad`` is the gradient of ``Σ w_i L_i / Σ w_i + (λ/2) Σ‖W_l‖²``.
+    workspace : fastnn.workspace.Workspace
+        For ``n`` rows.
+    grad : ndarray, shape (n_params,)
+        Written.
+
+    Returns
+    -------
+    float
+        The weighted loss total (the output deltas' kernel returns it as it writes
+        them: no second forward pass).  Call it inside ``network.thread_scope()``.
+    """
+    architecture, kernels = network.architecture, network.kernels
+    n = X.shape[0]
+    kernels.forward(network.params, architecture.table, architecture.hidden, X, workspace.acts)
+    total = kernels.output_delta(architecture.output_code, workspace.logits(n), Y, weights,
+                                 network.dtype.type(1.0 / weights.sum(dtype=np.float64)),
+                                 workspace.output_deltas(n))
+    kernels.backward(network.params, architecture.table, architecture.hidden, X,
+                     workspace.acts, workspace.deltas, network.dtype.type(weight_decay), grad)
+    return total
+
+
+def weight_squares(network):
+    """``Σ‖W_l‖²`` over the weight matrices (not the biases), in float64."""
+    return sum(float(np.einsum("ij,ij->", W, W, dtype=np.float64)) for W in network.weights)
+
+
 class FullBatchObjective:
     """``J(θ) = factor · (Σ w_i L_i / Σ w_i) + (α / 2) Σ‖W_l‖² / Σ w_i`` over all rows.
 
@@ -40,30 +77,20 @@ class FullBatchObjective:
         architecture = network.architecture
         self.workspace = architecture.workspace(X.shape[0])
         self.grad = np.empty_like(network.params)
-        total = float(weights.sum(dtype=np.float64))
-        self.scale = network.dtype.type(1.0 / total)
+        self.total = float(weights.sum(dtype=np.float64))
         self.factor = float(factor)
         # fastnn's λ (on the mean loss): scikit-learn's α / Σw
-        self.decay = float(alpha) / total
-        self.evaluations = 0
+        self.decay = float(alpha) / self.total
 
     def __call__(self, theta):
         """``(J, ∇J)`` at ``theta`` (float64, shape (n_params,)), both float64.
 
         Call it inside ``network.thread_scope()``.
         """
-        network, workspace = self.network, self.workspace
-        architecture, kernels = network.architecture, network.kernels
+        network = self.network
         network.params = theta  # cast into the network's buffer
-        n = self.X.shape[0]
-        kernels.forward(network.params, architecture.table, architecture.hidden, self.X,
-                        workspace.acts)
-        loss_total = kernels.output_delta(architecture.output_code, workspace.logits(n), self.Y,
-                                          self.weights, self.scale, workspace.output_deltas(n))
-        kernels.backward(network.params, architecture.table, architecture.hidden, self.X,
-                         workspace.acts, workspace.deltas, network.dtype.type(self.decay),
-                         self.grad)
-        squares = sum(float(np.einsum("ij,ij->", W, W, dtype=np.float64)) for W in network.weights)
-        loss = self.factor * loss_total * float(self.scale) + 0.5 * self.decay * squares
-        self.evaluations += 1
+        loss_total = loss_and_gradient(network, self.X, self.Y, self.weights, self.decay,
+                                       self.workspace, self.grad)
+        loss = (self.factor * loss_total / self.total
+                + 0.5 * self.decay * weight_squares(network))
         return loss, self.grad.astype(np.float64)

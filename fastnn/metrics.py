@@ -2,6 +2,24 @@
 
 import numpy as np
 
+from fastnn import codes
+
+
+def score(output, A, Y, weights=None):
+    """A network's score: R² for the regression outputs (identity, exp, as scikit-learn's
+    regressors), accuracy for the others (softmax, sigmoid: every label of a row right).
+
+    Parameters
+    ----------
+    output : str
+    A, Y : ndarray, shape (n, d_L)
+        Outputs and dense targets.
+    weights : ndarray, shape (n,), optional
+    """
+    if output in codes.REGRESSION_OUTPUTS:
+        return r2_score(A, Y, weights)
+    return accuracy(output, A, Y, weights)
+
 
 def accuracy(output, A, Y, weights=None):
     """Fraction of rows predicted right (weighted by ``weights`` when given).

@@ -5,6 +5,7 @@ import numpy as np
 
 from fastnn import codes, evaluation, metrics, model_files, reference
 from fastnn.architecture import Architecture
+from fastnn.full_batch import loss_and_gradient
 from fastnn.init import SCHEMES, initialize
 from fastnn.layout import parameter_views
 from fastnn.streaming import fit_streamed, is_out_of_core
@@ -217,10 +218,7 @@ class Network:
         Y = self._targets(y, X.shape[0])
         weights = None if sample_weight is None else as_sample_weight(
             sample_weight, X.shape[0], np.float64)
-        A = self.forward(X)
-        if self.output in codes.REGRESSION_OUTPUTS:
-            return metrics.r2_score(A, Y, weights)
-        return metrics.accuracy(self.output, A, Y, weights)
+        return metrics.score(self.output, self.forward(X), Y, weights)
 
     # ------------------------------------------------------------ training
 
@@ -246,19 +244,10 @@ class Network:
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        n = X.shape[0]
-        architecture, kernels = self.architecture, self.kernels
-        workspace = architecture.workspace(n)
         grad = np.empty_like(self.params)
         with self.thread_scope():
-            kernels.forward(self.params, architecture.table, architecture.hidden, X,
-                            workspace.acts)
-            kernels.output_delta(architecture.output_code, workspace.logits(n), Y, weights,
-                                 self.dtype.type(1.0 / weights.sum(dtype=np.float64)),
-                                 workspace.output_deltas(n))
-            kernels.backward(self.params, architecture.table, architecture.hidden, X,
-                             workspace.acts, workspace.deltas, self.dtype.type(weight_decay),
-                             grad)
+            loss_and_gradient(self, X, Y, weights, weight_decay,
+                              self.architecture.workspace(X.shape[0]), grad)
         return grad
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.1, momentum=0.0, nesterov=False,

@@ -171,6 +171,20 @@ def _stochastic(estimator):
     return True
 
 
+def _load_weights(network, coefs, intercepts):
+    """Copy scikit-learn's layout (``coefs[i]`` (d_i, d_{i+1}), ``intercepts[i]``) into
+    ``network``'s parameters, checking every shape first."""
+    layers = list(zip(network.weights, network.biases))
+    for i, (W, b) in enumerate(layers):
+        coef, intercept = np.asarray(coefs[i]), np.asarray(intercepts[i])
+        if coef.shape != W.T.shape or intercept.shape != b.shape:
+            raise ValueError(f"coefs_[{i}] has shape {coef.shape} and intercepts_[{i}] "
+                             f"{intercept.shape}; layer {i} needs {W.T.shape} and {b.shape}")
+    for (W, b), coef, intercept in zip(layers, coefs, intercepts):
+        W[...] = np.asarray(coef).T
+        b[...] = intercept
+
+
 class _Targets:
     """Targets converted for the network: ``Y``, the output, its width, class codes."""
 
@@ -276,13 +290,7 @@ class _BaseMLP(BaseEstimator):
             network = Network(sizes, activation=hidden, output=output, dtype=dtype,
                               backend=self.backend, n_threads=self.n_threads)
             self.network_ = network
-        for i, (W, b) in enumerate(zip(network.weights, network.biases)):
-            coef, intercept = coefs[i], np.asarray(intercepts[i])
-            if coef.shape != W.T.shape or intercept.shape != b.shape:
-                raise ValueError(f"coefs_[{i}] has shape {coef.shape} and intercepts_[{i}] "
-                                 f"{intercept.shape}; layer {i} needs {W.T.shape} and {b.shape}")
-            W[...] = coef.T
-            b[...] = intercept
+        _load_weights(network, coefs, intercepts)
         network.backend = self.backend
         network.n_threads = self.n_threads
         return network
@@ -302,7 +310,8 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             dtype = [np.float64, np.float32] if self.dtype is None else check_dtype(self.dtype)
         else:
-            dtype = self._network().dtype
+            network = self._network()  # coefs_ as they are now (they are assignable)
+            dtype = network.dtype
         X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
                              multi_output=True, y_numeric=not is_classifier(self))
         dtype = X.dtype
@@ -314,7 +323,7 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             coefs, intercepts = self._init_weights(sizes, activations, dtype, random_state)
         else:
-            self._check_continuation(targets, sizes)
+            self._check_continuation(network, targets, sizes)
 
         # the early-stopping split: scikit-learn's, from the same random state
         validation, X_train, Y_train, w_train = None, X, targets.Y, weights
@@ -327,12 +336,7 @@ class _BaseMLP(BaseEstimator):
             network = Network(sizes, activation=activations, output=targets.output,
                               dtype=dtype, seed=seed, backend=self.backend,
                               n_threads=self.n_threads)
-            for W, b, coef, intercept in zip(network.weights, network.biases, coefs,
-                                             intercepts):
-                W[...] = coef.T
-                b[...] = intercept
-        else:
-            network = self._network()
+            _load_weights(network, coefs, intercepts)
         factor = 1.0 / targets.n_units if self._loss_name == "squared_error" else 1.0
 
         if stochastic:
@@ -394,8 +398,8 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
             self.best_loss_ = records.best_loss
 
-    def _check_continuation(self, targets, sizes):
-        network = self._network()
+    @staticmethod
+    def _check_continuation(network, targets, sizes):
         if tuple(network.sizes) != tuple(sizes) or network.output != targets.output:
             raise ValueError(
                 f"cannot continue training (warm_start=True or partial_fit): the fitted network "

@@ -30,8 +30,8 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.optimize import _check_optimize_result
 
-from fastnn import codes, metrics
-from fastnn.full_batch import FullBatchObjective
+from fastnn import metrics
+from fastnn.full_batch import FullBatchObjective, weight_squares
 from fastnn.training import DivergenceError
 
 #: scikit-learn's message for parameters that blew up (its tests match it)
@@ -142,9 +142,7 @@ class EpochRule:
 
     def penalty(self, network):
         """The L2 term scikit-learn adds to an epoch's loss (with the epoch's last weights)."""
-        squares = sum(float(np.einsum("ij,ij->", W, W, dtype=np.float64))
-                      for W in network.weights)
-        return 0.5 * self.alpha * squares * self.n_batches / self.n_rows
+        return 0.5 * self.alpha * weight_squares(network) * self.n_batches / self.n_rows
 
     def __call__(self, network, history):
         records = self.records
@@ -198,9 +196,7 @@ class EpochRule:
         A = network.forward(v.X)
         if not np.isfinite(A).all():
             return float("nan")
-        if network.output in codes.REGRESSION_OUTPUTS:
-            return float(metrics.r2_score(A, self._dense_Y, v.weights))
-        return float(metrics.accuracy(network.output, A, self._dense_Y, v.weights))
+        return float(metrics.score(network.output, A, self._dense_Y, v.weights))
 
 
 def fit_stochastic(network, X, Y, weights, records, rate, *, optimizer, batch_size, max_iter,
