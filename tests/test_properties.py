@@ -37,7 +37,14 @@ def test_random_networks_agree_and_stay_finite(problem):
     rng = np.random.default_rng(problem["seed"])
     X = rng.standard_normal((problem["n"], problem["sizes"][0]))
     y = make_targets(problem["output"], problem["n"], problem["sizes"][-1], rng)
-    options = dict(epochs=2, batch_size=problem["batch_size"], lr=0.01)
+    lr = 0.01
+    if problem["output"] == "exp":
+        # the Poisson loss's curvature is exp(z) |x|²: unbounded, so a rate that is
+        # stable for the other outputs can make it diverge (both backends alike); a
+        # property about stable training needs inputs and a rate inside its range
+        X *= 0.5
+        lr = 1e-3
+    options = dict(epochs=2, batch_size=problem["batch_size"], lr=lr)
     if problem["optimizer"] == "momentum":
         options.update(momentum=0.9, nesterov=True)
     elif problem["optimizer"] == "adam":
