@@ -19,12 +19,17 @@ output : int
 acts, deltas : ndarray, shape (capacity * n_units,)
     Workspaces; layer ``l``'s rows live in a block placed by the table.  After
     :func:`forward` the last block holds the logits ``Z_L``, not ``A_L``.
+X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
+    The first layer's input, dense or CSR (:mod:`fastnn.sparse_format`: data
+    of the parameters' dtype, int32 or int64 indices, unsorted and duplicate
+    column indices and stored zeros allowed).  Only the first layer reads it.
 """
 
 import numpy as np
 
 from fastnn import codes
 from fastnn.layout import parameter_views, workspace_block
+from fastnn.sparse_format import is_sparse
 
 # ---------------------------------------------------------------- activations
 
@@ -183,7 +188,7 @@ def forward(params, table, hidden, X, acts):
     params : ndarray, shape (n_params,)
     table : ndarray of int64, shape (L, 5)
     hidden : ndarray of int64, shape (L - 1,)
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
         C-contiguous, ``n`` at most the workspace capacity.
     acts : ndarray, shape (capacity * n_units,)
         Written: ``A_l = g_l(A_{l-1} W_l^T + b_l)`` for the hidden layers and
@@ -193,7 +198,8 @@ def forward(params, table, hidden, X, acts):
     n = X.shape[0]
     A = X
     for l, (W, b) in enumerate(zip(weights, biases)):
-        Z = A @ W.T + b
+        # a CSR X times a dense matrix is a dense ndarray (scipy sums duplicates)
+        Z = np.asarray(A @ W.T) + b
         A = activate(hidden[l], Z) if l < len(weights) - 1 else Z
         workspace_block(acts, table, l, n)[...] = A
 
@@ -206,7 +212,7 @@ def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
     params : ndarray, shape (n_params,)
     table : ndarray of int64, shape (L, 5)
     hidden : ndarray of int64, shape (L - 1,)
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
         The rows :func:`forward` was run on.
     acts : ndarray
         As :func:`forward` left it.
@@ -224,7 +230,9 @@ def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
     for l in range(len(weights) - 1, -1, -1):
         delta = workspace_block(deltas, table, l, n)
         A_prev = X if l == 0 else workspace_block(acts, table, l - 1, n)
-        grad_weights[l][...] = delta.T @ A_prev + weight_decay * weights[l]
+        # δᵀX of a CSR X as (Xᵀδ)ᵀ: a sparse matrix times a dense one
+        product = (A_prev.T @ delta).T if is_sparse(A_prev) else delta.T @ A_prev
+        grad_weights[l][...] = product + weight_decay * weights[l]
         grad_biases[l][...] = delta.sum(axis=0)
         if l > 0:
             workspace_block(deltas, table, l - 1, n)[...] = (
@@ -322,7 +330,7 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
         Optimizer state, see :func:`optimizer_step`; updated in place.
     table, hidden, output
         As for :func:`forward` and :func:`output_delta`.
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
     Y : ndarray, shape (n, d_L)
         Dense targets.
     weights : ndarray, shape (n,)
@@ -333,6 +341,7 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
     batch_size : int
     settings : fastnn.optim.StepSettings
     xbuf : ndarray, shape (batch_size, d_0)
+        Not read when ``X`` is sparse (its batches are CSR rows of ``X``).
     ybuf : ndarray, shape (batch_size, d_L)
     wbuf : ndarray, shape (batch_size,)
         Gather buffers.
@@ -348,8 +357,12 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
     for b, start in enumerate(range(0, order.shape[0], batch_size)):
         rows = order[start:start + batch_size]
         n = rows.shape[0]
-        xb, yb, wb = xbuf[:n], ybuf[:n], wbuf[:n]
-        xb[...] = X[rows]
+        yb, wb = ybuf[:n], wbuf[:n]
+        if is_sparse(X):
+            xb = X[rows]
+        else:
+            xb = xbuf[:n]
+            xb[...] = X[rows]
         yb[...] = Y[rows]
         wb[...] = weights[rows]
         total_weight = float(wb.astype(np.float64).sum())

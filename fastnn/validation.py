@@ -16,21 +16,12 @@ caller names it: the last rows, random rows or a stratified sample.
 
 import numbers
 import os
-import sys
 
 import numpy as np
 
 from fastnn import codes
+from fastnn.sparse_format import is_sparse  # noqa: F401 (the boundary's vocabulary)
 
-
-def is_sparse(X):
-    """Whether ``X`` is a scipy.sparse matrix or array.
-
-    Without importing scipy.sparse (0.2 s): when no one has imported it, ``X``
-    cannot be one of its matrices.
-    """
-    sparse = sys.modules.get("scipy.sparse")
-    return sparse is not None and sparse.issparse(X)
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("numba", "numpy")
