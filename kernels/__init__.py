@@ -141,6 +141,13 @@ def _stand_in(dtype):
     return _STAND_INS[np.dtype(dtype)]
 
 
+def _update_scratch(dtype, n_columns, capacity, n_threads):
+    """The scratch of :func:`fastnn.kernels.sparse_input.first_layer_update`: zeroed
+    column counts, and room for ``capacity`` entries on each thread."""
+    return (np.zeros(n_columns, dtype=np.int64), np.zeros((n_threads, capacity), dtype=np.int32),
+            np.zeros((n_threads, capacity), dtype=dtype))
+
+
 def _sparse_forward_call(params, table, hidden, X, acts):
     slots, n_threads = _slots((FORWARD_LEAF, OUTPUT_LEAF))
     settings, _ = _no_optimizer(params.dtype)
@@ -148,7 +155,8 @@ def _sparse_forward_call(params, table, hidden, X, acts):
     WT = np.ascontiguousarray(weight_view(params, table, 0).T)
     return (_sparse.sparse_forward,
             (_NO_LEAVES, params, table, hidden, *csr_parts(X), WT, acts, settings, n_threads,
-             _stand_in(params.dtype), _WHOLE),
+             _stand_in(params.dtype), _WHOLE, _update_scratch(params.dtype, 0, 0, 1),
+             _sparse.upper_plans(table.shape[0], _sparse.PLAIN_SGD)[0]),
             slots, PATHS["sparse-forward"])
 
 
@@ -199,9 +207,12 @@ def _sparse_backward_call(params, table, hidden, X, acts, deltas, weight_decay, 
     settings, _ = _no_optimizer(params.dtype, weight_decay)
     # the first weight gradient is made transposed, in its own scratch
     GT = np.empty((table[0, 0], table[0, 1]), dtype=params.dtype)
+    data, indices, indptr = csr_parts(X)
+    scratch = _update_scratch(params.dtype, table[0, 0], int(indptr[-1] - indptr[0]), n_threads)
     return (_sparse.sparse_backward,
-            (_NO_LEAVES, params, grad, table, hidden, *csr_parts(X), acts, deltas, settings, GT,
-             n_threads, _stand_in(params.dtype), _WHOLE),
+            (_NO_LEAVES, params, grad, table, hidden, data, indices, indptr, acts, deltas,
+             settings, GT, n_threads, _stand_in(params.dtype), _WHOLE, scratch,
+             _sparse.upper_plans(table.shape[0], _sparse.CLIPPED)[1]),
             slots, PATHS["sparse-backward"])
 
 
@@ -232,10 +243,15 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
     mode = _SPARSE_MODES[path]
     slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
                                SGD_LEAF if mode == _sparse.PLAIN_SGD else GRADIENT_LEAF))
+    indptr = csr[2]
+    # room for the entries of the longest rows, a batch of them (or all there are)
+    longest = int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
+    capacity = min(int(indptr[-1] - indptr[0]), batch_size * longest)
+    scratch = _update_scratch(params.dtype, table[0, 0], capacity, n_threads)
     return (_sparse.sparse_train_epoch,
             (_NO_LEAVES, params, grad, state, table, hidden, output, *csr, Y, weights, order,
-             batch_size, settings, step, mode, ybuf, wbuf, acts, deltas, batch_stats,
-             n_threads, _stand_in(params.dtype)),
+             batch_size, settings, step, mode, _sparse.upper_plans(table.shape[0], mode), ybuf,
+             wbuf, acts, deltas, batch_stats, n_threads, _stand_in(params.dtype), scratch),
             slots, PATHS["sparse-" + ("sgd" if path == "per-sample" else path)])
 
 
