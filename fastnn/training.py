@@ -42,6 +42,7 @@ from fastnn.validation import (
     check_training,
     check_validation_options,
     check_verbosity,
+    is_sparse,
 )
 
 
@@ -192,11 +193,11 @@ class TrainingRun:
     Parameters
     ----------
     network : fastnn.Network
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
     Y : ndarray, shape (n, d_L)
     weights : ndarray, shape (n,)
-        Converted inputs, dense targets and row weights (sample and class
-        weights combined).
+        Converted inputs (dense or CSR), dense targets and row weights (sample
+        and class weights combined).
     validation : tuple (X_val, Y_val) or None
         Converted like ``X`` and ``Y``.
     plan : FitPlan
@@ -223,7 +224,8 @@ class TrainingRun:
         self.moments, self.step = self.state.optimizer_buffers(plan.optimizer, warm_start)
         # every buffer allocated once; the epochs allocate nothing in compiled code
         self.grad = np.empty_like(network.params)
-        self.workspace = self.architecture.workspace(self.batch, gather=True)
+        self.workspace = self.architecture.workspace(self.batch, gather=True,
+                                                     sparse=self._sparse_inputs())
         self.batch_stats = np.empty((self.n_batches, 3), dtype=np.float64)
         self.history = History()
         self.first_epoch = 0
@@ -245,6 +247,11 @@ class TrainingRun:
     def has_validation(self):
         """Whether validation metrics are recorded (distributed: rank 0 holds the data)."""
         return self.validation is not None
+
+    def _sparse_inputs(self):
+        """Whether the rows are CSR, so no dense gather buffer is allocated (streamed: the
+        reader's blocks)."""
+        return is_sparse(self.X)
 
     def _batching(self, n_rows):
         """``(rows per mini-batch, mini-batches per epoch)`` (distributed: the rank's share)."""
