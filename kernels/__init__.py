@@ -48,7 +48,9 @@ from fastnn.kernels.native_calls import (  # noqa: E402
     SGD_LEAF,
 )
 from fastnn.kernels.per_sample import per_sample_sgd_epoch  # noqa: E402
-from fastnn.layout import layer_table, n_params, n_units  # noqa: E402
+from fastnn.kernels import sparse_input as _sparse  # noqa: E402
+from fastnn.layout import layer_table, n_params, n_units, weight_view  # noqa: E402
+from fastnn.sparse_format import csr_parts, is_sparse  # noqa: E402
 from fastnn.optim import kernel_path  # noqa: E402
 from fastnn.optim import step_settings as _step_settings  # noqa: E402
 
@@ -67,7 +69,7 @@ _NO_STATS = np.empty((0, 3), dtype=np.float64)
 #: the address table's place in an entry point's arguments, before it is known
 _NO_LEAVES = np.zeros(N_LEAVES, dtype=np.int64)
 
-_prepared = set()  # (entry point, dtype, slots) made ready in this process
+_prepared = set()  # _key() of each call made ready in this process
 
 
 def _slots(slots):
@@ -83,18 +85,25 @@ def _units(entry, args, dtype, slots):
     return unit_list(dtype, slots) + [(entry, tuple(entry.typeof_pyval(a) for a in args))]
 
 
+def _key(entry, args, dtype, slots):
+    """What tells one compiled call apart: its entry point, dtype and slots, and for
+    the sparse entry points the integer type of ``X``'s indices (int32 or int64)."""
+    position = _INDEX_ARGUMENT.get(entry)
+    return (entry, dtype, slots, None if position is None else args[position].dtype)
+
+
 def _prepare(calls, dtype, sharing=None):
     """Compile (or load) everything the ``(entry, args, slots, what)`` calls need, at
     most once per process; returns the seconds spent compiling."""
     dtype = np.dtype(dtype)
-    todo = [call for call in calls if (call[0], dtype, call[2]) not in _prepared]
+    todo = [call for call in calls if _key(call[0], call[1], dtype, call[2]) not in _prepared]
     if not todo:
         if sharing is not None:
             sharing.wait()  # the others wait for this process too
         return 0.0
     seconds = _compiler.prepare([(what, _units(entry, args, dtype, slots))
                                  for entry, args, slots, what in todo], dtype.name, sharing)
-    _prepared.update((entry, dtype, slots) for entry, _, slots, _ in todo)
+    _prepared.update(_key(entry, args, dtype, slots) for entry, args, slots, _ in todo)
     return seconds
 
 
@@ -127,9 +136,27 @@ def _forward_call(params, table, hidden, X, acts):
             slots, PATHS["forward"])
 
 
+def _stand_in(dtype):
+    # a matrix where the layer steps' buffers hold a dense batch that a sparse pass lacks
+    return _STAND_INS[np.dtype(dtype)]
+
+
+def _sparse_forward_call(params, table, hidden, X, acts):
+    slots, n_threads = _slots((FORWARD_LEAF, OUTPUT_LEAF))
+    settings, _ = _no_optimizer(params.dtype)
+    # the first layer transposed: a sparse row's product reads rows of W_1^T
+    WT = np.ascontiguousarray(weight_view(params, table, 0).T)
+    return (_sparse.sparse_forward,
+            (_NO_LEAVES, params, table, hidden, *csr_parts(X), WT, acts, settings, n_threads,
+             _stand_in(params.dtype), _WHOLE),
+            slots, PATHS["sparse-forward"])
+
+
 def forward(params, table, hidden, X, acts):
-    """See :func:`fastnn.reference.forward`."""
-    _run(*_forward_call(params, table, hidden, X, acts), params.dtype)
+    """See :func:`fastnn.reference.forward` (``X`` dense or CSR)."""
+    call = (_sparse_forward_call if is_sparse(X) else _forward_call)(params, table, hidden, X,
+                                                                     acts)
+    _run(*call, params.dtype)
 
 
 def _output_pass(output, Z, Y, weights, scale, out, mode):
@@ -167,10 +194,21 @@ def _backward_call(params, table, hidden, X, acts, deltas, weight_decay, grad):
             slots, PATHS["backward"])
 
 
+def _sparse_backward_call(params, table, hidden, X, acts, deltas, weight_decay, grad):
+    slots, n_threads = _slots((DELTA_LEAF, GRADIENT_LEAF))
+    settings, _ = _no_optimizer(params.dtype, weight_decay)
+    # the first weight gradient is made transposed, in its own scratch
+    GT = np.empty((table[0, 0], table[0, 1]), dtype=params.dtype)
+    return (_sparse.sparse_backward,
+            (_NO_LEAVES, params, grad, table, hidden, *csr_parts(X), acts, deltas, settings, GT,
+             n_threads, _stand_in(params.dtype), _WHOLE),
+            slots, PATHS["sparse-backward"])
+
+
 def backward(params, table, hidden, X, acts, deltas, weight_decay, grad):
-    """See :func:`fastnn.reference.backward`."""
-    _run(*_backward_call(params, table, hidden, X, acts, deltas, weight_decay, grad),
-         params.dtype)
+    """See :func:`fastnn.reference.backward` (``X`` dense or CSR)."""
+    call = _sparse_backward_call if is_sparse(X) else _backward_call
+    _run(*call(params, table, hidden, X, acts, deltas, weight_decay, grad), params.dtype)
 
 
 def _optimizer_step_call(params, grad, state, table, settings, step):
@@ -187,10 +225,28 @@ def optimizer_step(params, grad, state, table, settings, step):
     _run(*_optimizer_step_call(params, grad, state, table, settings, step), params.dtype)
 
 
+def _sparse_training_call(path, params, grad, state, table, hidden, output, csr, Y, weights,
+                          order, batch_size, settings, step, ybuf, wbuf, acts, deltas,
+                          batch_stats):
+    # one loop for every optimizer and batch size; per-sample SGD is plain SGD
+    mode = _SPARSE_MODES[path]
+    slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
+                               SGD_LEAF if mode == _sparse.PLAIN_SGD else GRADIENT_LEAF))
+    return (_sparse.sparse_train_epoch,
+            (_NO_LEAVES, params, grad, state, table, hidden, output, *csr, Y, weights, order,
+             batch_size, settings, step, mode, ybuf, wbuf, acts, deltas, batch_stats,
+             n_threads, _stand_in(params.dtype)),
+            slots, PATHS["sparse-" + ("sgd" if path == "per-sample" else path)])
+
+
 def _training_call(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
                    settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """``(entry point, arguments, slots, what)`` of one call of :func:`train_epoch`."""
     path = kernel_path(settings, batch_size)
+    if is_sparse(X):
+        return _sparse_training_call(path, params, grad, state, table, hidden, output,
+                                     csr_parts(X), Y, weights, order, batch_size, settings,
+                                     step, ybuf, wbuf, acts, deltas, batch_stats)
     if path == "per-sample":
         return (per_sample_sgd_epoch,
                 (_NO_LEAVES, params, grad, state, table, hidden, output, X, Y, weights, order,
@@ -210,7 +266,9 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
     """See :func:`fastnn.reference.train_epoch`.
 
     Per-sample plain SGD has its own pipelined loop; every other setting runs
-    the one mini-batch loop of :mod:`fastnn.kernels.plans`.  Only the layer
+    the one mini-batch loop of :mod:`fastnn.kernels.plans`.  A CSR ``X`` runs
+    :func:`fastnn.kernels.sparse_input.sparse_train_epoch` (``xbuf`` is not
+    read).  Only the layer
     steps the settings use are compiled: plain SGD fuses its step into the
     products, the other optimizers step each block of the gradient.
     """
@@ -218,6 +276,13 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
                          batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas,
                          batch_stats),
          params.dtype)
+
+
+class _CSRStandIn:
+    """The arrays of a CSR matrix, without importing scipy.sparse (0.2 s)."""
+
+    def __init__(self, data, indices, indptr):
+        self.data, self.indices, self.indptr = data, indices, indptr
 
 
 def _dummy_calls(dtype, path):
@@ -234,6 +299,22 @@ def _dummy_calls(dtype, path):
     weights = np.ones(2, dtype=dtype)
     acts, deltas = np.zeros(2 * n_units(table), dtype=dtype), np.zeros(2 * n_units(table), dtype)
     step = np.zeros(1, dtype=np.int64)
+    if path.startswith("sparse-"):
+        # a 2 x 2 CSR X with int32 indices, scipy's own for all but huge matrices
+        csr = (np.ones(2, dtype=dtype), np.zeros(2, dtype=np.int32),
+               np.array([0, 1, 2], dtype=np.int32))
+        X = _CSRStandIn(*csr)
+    if path == "sparse-forward":
+        return [_sparse_forward_call(params, table, hidden, X, acts)]
+    if path == "sparse-backward":
+        return [_sparse_backward_call(params, table, hidden, X, acts, deltas, dtype.type(0),
+                                      grad)]
+    if path.startswith("sparse-"):
+        training = path[len("sparse-"):]
+        settings = _step_settings(dtype, **_PATH_SETTINGS[training])
+        return [_sparse_training_call(training, params, grad, state, table, hidden, 0, csr, Y,
+                                      weights, np.arange(2, dtype=np.int64), 2, settings, step,
+                                      Y, weights, acts, deltas, np.zeros((1, 3)))]
     if path == "forward":
         return [_forward_call(params, table, hidden, X, acts)]
     if path == "backward":
@@ -250,7 +331,18 @@ def _dummy_calls(dtype, path):
 #: the paths of the kernels, and what each is called in the compile notice
 PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gradient",
          "per-sample": "per-sample SGD", "forward": "forward-pass", "backward": "backward-pass",
-         "optimizer-step": "optimizer-step"}
+         "optimizer-step": "optimizer-step", "sparse-sgd": "sparse-input SGD",
+         "sparse-step": "sparse-input SGD-with-momentum/Adam",
+         "sparse-clipped": "sparse-input clipped-gradient",
+         "sparse-forward": "sparse-input forward-pass",
+         "sparse-backward": "sparse-input backward-pass"}
+#: how the sparse epoch steps the layers, by training path
+_SPARSE_MODES = {"sgd": _sparse.PLAIN_SGD, "per-sample": _sparse.PLAIN_SGD,
+                 "step": _sparse.STEPPED, "clipped": _sparse.CLIPPED}
+#: where the sparse entry points take ``X``'s indices among their arguments
+_INDEX_ARGUMENT = {_sparse.sparse_train_epoch: 8, _sparse.sparse_forward: 5,
+                   _sparse.sparse_backward: 6}
+_STAND_INS = {np.dtype(t): np.zeros((1, 1), dtype=t) for t in (np.float32, np.float64)}
 #: settings that take each training path
 _PATH_SETTINGS = {"sgd": {}, "step": {"momentum": 0.9}, "clipped": {"clip_norm": 1.0},
                   "per-sample": {}}
@@ -266,7 +358,9 @@ def prepare(dtype, paths, sharing=None):
     paths : iterable of str
         Keys of :data:`PATHS`: a training path (:func:`fastnn.optim.kernel_path`),
         ``"forward"`` (inference and evaluation), ``"backward"``,
-        ``"optimizer-step"``.
+        ``"optimizer-step"``; ``"sparse-"`` before ``"sgd"``, ``"step"``,
+        ``"clipped"``, ``"forward"`` or ``"backward"`` for a CSR ``X`` with int32
+        indices (per-sample SGD on CSR rows is ``"sparse-sgd"``).
     sharing : fastnn.kernels.compiler.Sharing, optional
         Other processes (MPI ranks) preparing at the same time, to share the
         compiling with; every one of them must call this.
