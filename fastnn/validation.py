@@ -405,8 +405,9 @@ def kernel_csr(X, dtype, index_dtype=None):
     indices = np.require(X.indices, dtype=index_dtype, requirements=required)
     indptr = np.require(X.indptr, dtype=index_dtype, requirements=required)
     csr = _sparse_module().csr_array((data, indices, indptr), shape=X.shape, copy=False)
-    # scipy picks its own index type (int32 whenever the values fit): the kernels take this one
-    csr.indices, csr.indptr = indices, indptr
+    # scipy picks its own index type (int32 whenever the values fit) and may hand back views:
+    # the kernels take these very arrays
+    csr.data, csr.indices, csr.indptr = data, indices, indptr
     return csr
 
 
