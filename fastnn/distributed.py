@@ -107,6 +107,7 @@ from fastnn.validation import (
     class_weight_table,
     concatenate_rows,
     hold_out,
+    is_sparse,
     take_rows,
 )
 
@@ -438,6 +439,9 @@ class DistributedRun(TrainingRun):
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self.rank,)))
         self._n_validation = comm.bcast(
             None if validation is None else validation[0].shape[0], root=0)
+        # every rank prepares the kernels rank 0's validation pass needs (one list to share)
+        self._sparse_validation = comm.bcast(
+            validation is not None and is_sparse(validation[0]), root=0)
         self.total_rows = comm.allreduce(X.shape[0], op=self.MPI.SUM)
         # a progress bar makes the steps come in chunks, so every rank must chunk the
         # same way whether or not it shows one (only rank 0 does)
@@ -535,8 +539,15 @@ class DistributedRun(TrainingRun):
     # ------------------------------------------------------------ one epoch
 
     def _kernel_paths(self, settings):
-        # each step: forward, loss and delta, backward, all-reduce, step
-        return ["forward", "backward", "optimizer-step"]
+        # each step: forward, loss and delta, backward, all-reduce, step (rank 0's
+        # validation: the forward pass of its inputs, dense or CSR)
+        passes = (["sparse-forward", "sparse-backward"] if self._sparse_inputs()
+                  else ["forward", "backward"])
+        paths = passes + ["optimizer-step"] + self._evaluation_paths(not self._sparse_inputs())
+        return list(dict.fromkeys(paths))
+
+    def _validation_is_sparse(self):
+        return self._sparse_validation
 
     def _train_epoch(self, settings, progress):
         comm, MPI = self.comm, self.MPI

@@ -288,11 +288,28 @@ class TrainingRun:
         return step_settings(self.net.dtype, plan.optimizer, lr, plan.momentum, plan.nesterov,
                              plan.weight_decay, plan.betas, plan.eps, plan.clip_norm)
 
+    def _validation_is_sparse(self):
+        """Whether the validation inputs are CSR (streamed: rows of a sparse array)."""
+        X_val = self.validation[0]
+        return is_sparse(getattr(X_val, "array", X_val))
+
+    def _evaluation_paths(self, training_covers_it):
+        """The forward pass the validation data needs, unless the training path compiles it
+        (a dense plan's does, but per-sample SGD's and the CSR paths' do not)."""
+        if not self.has_validation:
+            return []
+        if self._validation_is_sparse():
+            return ["sparse-forward"]
+        return [] if training_covers_it else ["forward"]
+
     def _kernel_paths(self, settings):
-        """The compiled paths of the kernels this fit runs (distributed: its own); the
-        training path compiles what evaluating the validation data needs too."""
-        return [kernel_path(settings, self.batch)] + (
-            ["forward"] if self.has_validation and self.batch == 1 else [])
+        """The compiled paths of the kernels this fit runs (distributed: its own)."""
+        path = kernel_path(settings, self.batch)
+        if self._sparse_inputs():
+            # one loop over CSR rows for every batch size: per-sample SGD is its plain SGD
+            return (["sparse-" + ("sgd" if path == "per-sample" else path)]
+                    + self._evaluation_paths(False))
+        return [path] + self._evaluation_paths(self.batch != 1)
 
     def _prepare_kernels(self, settings):
         """Compile (or load from the cache) every kernel the fit runs, before the first

@@ -124,12 +124,13 @@ def as_format(X, fmt, container, index_dtype):
 
 
 @pytest.mark.filterwarnings("ignore:Constructing a DIA matrix:scipy.sparse.SparseEfficiencyWarning")
-@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("container", ["array", "matrix"])
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_every_sparse_format_is_converted_once_to_the_kernels_csr(fmt, container, index_dtype):
-    if index_dtype is np.int64 and fmt not in ("csr", "csc"):
-        pytest.skip("only CSR and CSC keep int64 indices that fit in int32")
+@pytest.mark.parametrize("fmt, index_dtype",
+                         # only CSR and CSC keep the int64 indices they are given when the
+                         # values fit int32 (scipy narrows the others' itself)
+                         [(fmt, np.int32) for fmt in FORMATS]
+                         + [("csr", np.int64), ("csc", np.int64)])
+def test_every_sparse_format_is_converted_once_to_the_kernels_csr(fmt, index_dtype, container):
     X, _ = helpers.sparse_problem()
     given = as_format(X, fmt, container, index_dtype)
     arrays_before = [a.copy() for a in (getattr(given, name, None) for name in
@@ -278,6 +279,48 @@ def test_a_bad_streamed_sparse_block_names_its_rows_and_changes_nothing(backend)
             rf"stored value\(s\) \(as float64\), the first at row 30, column {column}")):
         net.fit(X, y, epochs=2, batch_size=16, shuffle=False, block_rows=50)
     np.testing.assert_array_equal(net.params, before)
+
+
+# ------------------------------------------------------------ compiling
+
+@NUMBA_SPARSE
+@pytest.mark.parametrize("options, paths", [
+    (dict(), ["sparse-sgd"]),
+    (dict(momentum=0.9, validation_split=0.2), ["sparse-step", "sparse-forward"]),
+    (dict(batch_size=1, validation_split=0.2), ["sparse-sgd", "sparse-forward"]),
+    (dict(clip_norm=1.0, validation_data="dense"), ["sparse-clipped", "forward"]),
+], ids=["sgd", "momentum-validated", "per-sample-validated", "clipped-dense-validation"])
+def test_a_sparse_fit_prepares_its_kernels_before_the_first_epoch(monkeypatch, options, paths):
+    """Compiling is never an epoch's time: a sparse fit names its CSR paths (and the
+    validation pass's) to ``kernels.prepare``, which leaves the epochs nothing to compile
+    or load."""
+    from fastnn import kernels
+
+    X, y = helpers.sparse_problem()
+    if options.get("validation_data") == "dense":
+        options = options | dict(validation_data=(X[:30].toarray(), y[:30]))
+    monkeypatch.setattr(kernels, "_prepared", set())  # nothing made ready: a fresh process
+    asked, late, preparing = [], [], []
+    real_prepare, real_compile = kernels.prepare, kernels._compiler.prepare
+
+    def prepare(dtype, names, sharing=None):
+        asked.append(list(names))
+        preparing.append(True)
+        try:
+            return real_prepare(dtype, names, sharing)
+        finally:
+            preparing.pop()
+
+    def compile_units(calls, *args):
+        if not preparing:
+            late.append([what for what, _ in calls])
+        return real_compile(calls, *args)
+
+    monkeypatch.setattr(kernels, "prepare", prepare)
+    monkeypatch.setattr(kernels._compiler, "prepare", compile_units)
+    Network(SIZES, dtype="float64", seed=3).fit(X, y, epochs=2, **({"batch_size": 16} | options))
+    assert asked == [paths]
+    assert late == [], "compiled (or loaded) inside an epoch"
 
 
 # ------------------------------------------------------------ no dense copy
