@@ -214,6 +214,11 @@ class _BaseMLP(BaseEstimator):
 
     _loss_name = "log_loss"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as scikit-learn's MLP: X may be a scipy.sparse matrix
+        return tags
+
     def _set_parameters(self, values):
         # scikit-learn's rule: store the arguments unchanged; they are checked in fit
         for name, value in values.items():

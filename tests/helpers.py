@@ -3,7 +3,6 @@
 Every factory is seeded, so a failure reproduces exactly.
 """
 
-import functools
 import zipfile
 from pathlib import Path
 
@@ -18,32 +17,6 @@ BACKENDS = {"numba": kernels, "numpy": reference}
 
 #: relative tolerance of numba vs reference, per dtype (docs/design.md, section 6)
 PARITY_RTOL = {"float32": 2e-5, "float64": 1e-12}
-
-
-@functools.cache
-def numba_takes_sparse():
-    """Whether :mod:`fastnn.kernels` accepts a CSR ``X`` yet (issue 14: the Numba side of the
-    sparse kernel contract is built apart from the API's): a tiny forward pass with a
-    ``csr_array``, which raises (a Numba typing error) until those kernels land.
-
-    Tests of sparse inputs run on the numpy backend either way, and on the numba backend
-    when this is True (``pytest.mark.skipif(not numba_takes_sparse(), ...)``).
-    """
-    import scipy.sparse
-
-    net = Network([3, 2], output="identity", dtype="float64")
-    X = scipy.sparse.csr_array(np.eye(2, 3))
-    acts = net.architecture.workspace(2, deltas=False).acts
-    try:
-        kernels.forward(net.params, net.architecture.table, net.architecture.hidden, X, acts)
-    except Exception:  # whatever the kernels raise on an argument they cannot type
-        return False
-    return True
-
-
-#: the reason printed for a numba-backend sparse test skipped by ``numba_takes_sparse``
-NO_NUMBA_SPARSE = ("fastnn.kernels does not take a sparse X yet (issue 14: the Numba CSR "
-                   "kernels); the numpy backend runs this test")
 
 
 def blobs(n, d, classes=3, seed=0, spread=3.0):

@@ -1,10 +1,9 @@
 """Sparse X through the Python API: the numbers of the dense X it stands for, every
 scipy.sparse format, every fit feature, and never a dense copy.
 
-Every test runs on both backends; the numba case is skipped until :mod:`fastnn.kernels`
-takes a CSR X (``helpers.numba_takes_sparse``).  Bad sparse input is in test_bad_input.py,
-the estimators' sparse input in test_sklearn.py, sharded sparse training in
-test_distributed.py.
+Every test runs on both backends.  Bad sparse input is in test_bad_input.py, the
+estimators' sparse input in test_sklearn.py, sharded sparse training in
+test_distributed.py; the CSR kernels themselves in test_sparse_kernels.py.
 """
 
 import tracemalloc
@@ -20,9 +19,7 @@ from fastnn.validation import as_sparse_features
 import helpers
 from helpers import PARITY_RTOL, relative_error
 
-NUMBA_SPARSE = pytest.mark.skipif(not helpers.numba_takes_sparse(),
-                                  reason=helpers.NO_NUMBA_SPARSE)
-BACKENDS = [pytest.param("numba", marks=NUMBA_SPARSE), "numpy"]
+BACKENDS = ["numba", "numpy"]
 SIZES = [40, 16, 3]
 
 #: the fits compared sparse against dense: each optimizer path of the kernels
@@ -283,7 +280,6 @@ def test_a_bad_streamed_sparse_block_names_its_rows_and_changes_nothing(backend)
 
 # ------------------------------------------------------------ compiling
 
-@NUMBA_SPARSE
 @pytest.mark.parametrize("options, paths", [
     (dict(), ["sparse-sgd"]),
     (dict(momentum=0.9, validation_split=0.2), ["sparse-step", "sparse-forward"]),
