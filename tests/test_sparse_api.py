@@ -15,6 +15,7 @@ import scipy.sparse
 from fastnn import Network
 from fastnn.streaming import StreamDataError
 from fastnn.validation import as_sparse_features
+from fastnn.workspace import Workspace
 
 import helpers
 from helpers import PARITY_RTOL, relative_error
@@ -320,6 +321,28 @@ def test_a_sparse_fit_prepares_its_kernels_before_the_first_epoch(monkeypatch, o
 
 
 # ------------------------------------------------------------ no dense copy
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sparse_fit_allocates_no_dense_gather_buffer(backend, monkeypatch):
+    """Its batches are CSR rows: a ``(batch, d_0)`` buffer would be the dense batch (all of
+    X in a full-batch fit), in memory and streamed."""
+    made = []
+    real = Workspace.__init__
+
+    def recording(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Workspace, "__init__", recording)
+    X, y = helpers.sparse_problem()
+    net = Network(SIZES, dtype="float64", seed=3, backend=backend)
+    net.fit(X, y, epochs=1, batch_size=X.shape[0], validation_split=0.2)
+    net.fit(X, y, epochs=1, batch_size=16, block_rows=50)
+    gathering = [ws for ws in made if ws.y is not None]
+    assert len(gathering) == 2 and all(ws.x is None for ws in gathering)
+    net.fit(X.toarray(), y, epochs=1, batch_size=16)  # a dense fit gathers into one
+    assert made[-1].x.shape == (16, 40)
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_wide_sparse_fit_never_densifies_X(backend):
