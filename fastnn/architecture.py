@@ -14,11 +14,13 @@ from fastnn import codes
 from fastnn.layout import layer_table, n_params, n_units
 from fastnn.validation import (
     as_features,
+    as_sparse_features,
     as_targets,
     check_activation,
     check_dtype,
     check_output,
     check_sizes,
+    is_sparse,
 )
 from fastnn.workspace import Workspace
 
@@ -74,19 +76,22 @@ class Architecture:
     # ------------------------------------------------------------ conversions
 
     def features(self, X, name="X"):
-        """Checked inputs as a C-contiguous, writable ndarray of the dtype, shape (n, d_0)."""
+        """Checked inputs, shape (n, d_0): a C-contiguous, writable ndarray of the dtype, or,
+        for any scipy.sparse ``X``, the kernels' ``csr_array`` (never densified)."""
+        if is_sparse(X):
+            return as_sparse_features(X, self.sizes[0], self.dtype, name=name)
         return as_features(X, self.sizes[0], self.dtype, name=name)
 
     def targets(self, y, n_rows):
         """Checked dense targets of the dtype, shape (n_rows, d_L) (see ``Network.fit``)."""
         return as_targets(y, self.output, self.sizes[-1], n_rows, self.dtype)
 
-    def workspace(self, rows, *, deltas=True, gather=False):
+    def workspace(self, rows, *, deltas=True, gather=False, sparse=False):
         """The buffers one pass of the kernels writes, for batches of up to ``rows`` rows.
 
         See :class:`fastnn.workspace.Workspace`.
         """
-        return Workspace(self, rows, deltas=deltas, gather=gather)
+        return Workspace(self, rows, deltas=deltas, gather=gather, sparse=sparse)
 
     def new_params(self):
         """A zeroed flat parameter buffer, shape (n_params,), of the dtype."""

@@ -105,7 +105,10 @@ from fastnn.validation import (
     class_counts,
     class_weight_factors,
     class_weight_table,
+    concatenate_rows,
     hold_out,
+    is_sparse,
+    take_rows,
 )
 
 _INSTALL_HINT = ('fastnn.distributed needs mpi4py and an MPI library: pip install '
@@ -264,8 +267,9 @@ def fit_distributed(network, X, y, comm=None, *, epochs=10, batch_size=32, lr=0.
     network : fastnn.Network
         The same architecture and dtype on every rank; rank 0's parameters
         are the starting point (the others' are overwritten).
-    X : array-like, shape (n_r, d_0)
-        This rank's rows (:func:`shard`); converted into memory once.  At
+    X : array-like or scipy.sparse matrix, shape (n_r, d_0)
+        This rank's rows (:func:`shard`); converted into memory once (a sparse
+        ``X`` to CSR, never densified: each step gathers its CSR rows).  At
         least one row per rank.
     y : array-like
         This rank's targets, as for :meth:`fastnn.Network.fit`.
@@ -383,12 +387,13 @@ def _split_shards(comm, X, Y, weights, fraction):
                          "shard holds out round(rows · fraction) of its last rows); give a "
                          "larger fraction or validation_data")
     train, held = hold_out(n, n_held, "last") if n_held else (slice(0, n), slice(n, n))
-    parts = comm.gather((X[held], Y[held]), root=0)
+    parts = comm.gather((take_rows(X, held), Y[held]), root=0)
     validation = None
     if comm.Get_rank() == 0:
-        validation = (np.concatenate([part[0] for part in parts]),
+        # CSR rows stack as CSR: a sparse X is never densified, not even rank 0's share
+        validation = (concatenate_rows([part[0] for part in parts]),
                       np.concatenate([part[1] for part in parts]))
-    return X[train], Y[train], weights[train], validation
+    return take_rows(X, train), Y[train], weights[train], validation
 
 
 class DistributedRun(TrainingRun):
@@ -434,6 +439,9 @@ class DistributedRun(TrainingRun):
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(self.rank,)))
         self._n_validation = comm.bcast(
             None if validation is None else validation[0].shape[0], root=0)
+        # every rank prepares the kernels rank 0's validation pass needs (one list to share)
+        self._sparse_validation = comm.bcast(
+            validation is not None and is_sparse(validation[0]), root=0)
         self.total_rows = comm.allreduce(X.shape[0], op=self.MPI.SUM)
         # a progress bar makes the steps come in chunks, so every rank must chunk the
         # same way whether or not it shows one (only rank 0 does)
@@ -531,8 +539,15 @@ class DistributedRun(TrainingRun):
     # ------------------------------------------------------------ one epoch
 
     def _kernel_paths(self, settings):
-        # each step: forward, loss and delta, backward, all-reduce, step
-        return ["forward", "backward", "optimizer-step"]
+        # each step: forward, loss and delta, backward, all-reduce, step (rank 0's
+        # validation: the forward pass of its inputs, dense or CSR)
+        passes = (["sparse-forward", "sparse-backward"] if self._sparse_inputs()
+                  else ["forward", "backward"])
+        paths = passes + ["optimizer-step"] + self._evaluation_paths(not self._sparse_inputs())
+        return list(dict.fromkeys(paths))
+
+    def _validation_is_sparse(self):
+        return self._sparse_validation
 
     def _train_epoch(self, settings, progress):
         comm, MPI = self.comm, self.MPI

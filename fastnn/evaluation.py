@@ -3,13 +3,15 @@
 Used by :class:`fastnn.Network` (``forward``, ``loss``) and by the training
 loops (validation after each epoch or every few steps).  The inputs arrive
 checked and converted (:meth:`fastnn.architecture.Architecture.features` and
-``targets``); the callers hold the thread scope.  The workspace holds at most
-:data:`CHUNK_ROWS` rows, so memory is bounded by the chunk, not the data.
+``targets``: dense arrays or CSR ones); the callers hold the thread scope.  The
+workspace holds at most :data:`CHUNK_ROWS` rows, so memory is bounded by the
+chunk, not the data.
 """
 
 import numpy as np
 
 from fastnn import codes, metrics
+from fastnn.validation import take_rows
 
 #: rows per forward call when predicting or evaluating: bounds the workspace, not the data
 CHUNK_ROWS = 4096
@@ -21,14 +23,14 @@ def logits_in_chunks(network, X):
     Parameters
     ----------
     network : fastnn.Network
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
         Converted inputs.
 
     Yields
     ------
     start : int
         The chunk's first row.
-    X_chunk : ndarray, shape (m, d_0)
+    X_chunk : ndarray (a view) or scipy.sparse.csr_array (a copy of the rows), shape (m, d_0)
     Z : ndarray, shape (m, d_L)
         Its logits, a view into a workspace that the next chunk overwrites.
     """
@@ -36,7 +38,7 @@ def logits_in_chunks(network, X):
     capacity = min(X.shape[0], CHUNK_ROWS)
     workspace = architecture.workspace(capacity, deltas=False)
     for start in range(0, X.shape[0], capacity):
-        X_chunk = X[start:start + capacity]
+        X_chunk = take_rows(X, slice(start, start + capacity))
         kernels.forward(network.params, architecture.table, architecture.hidden, X_chunk,
                         workspace.acts)
         yield start, X_chunk, workspace.logits(X_chunk.shape[0])
@@ -58,7 +60,7 @@ def outputs_and_loss(network, X, Y, weights=None):
     Parameters
     ----------
     network : fastnn.Network
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
     Y : ndarray, shape (n, d_L)
         Converted inputs and dense targets.
     weights : ndarray, shape (n,), optional
@@ -86,7 +88,7 @@ def validation_metrics(network, X, Y):
     Parameters
     ----------
     network : fastnn.Network
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
     Y : ndarray, shape (n, d_L)
         Converted validation inputs and dense targets.
 

@@ -17,7 +17,8 @@ def loss_and_gradient(network, X, Y, weights, weight_decay, workspace, grad):
     ----------
     network : fastnn.Network
     X : ndarray, shape (n, d_0); Y : ndarray, shape (n, d_L); weights : ndarray, shape (n,)
-        Converted rows, dense targets and row weights, of the network's dtype.
+        Converted rows (dense, or the kernels' CSR), dense targets and row weights, of
+        the network's dtype.
     weight_decay : float
         ``λ``: ``grad`` is the gradient of ``Σ w_i L_i / Σ w_i + (λ/2) Σ‖W_l‖²``.
     workspace : fastnn.workspace.Workspace
@@ -61,7 +62,8 @@ class FullBatchObjective:
     ----------
     network : fastnn.Network
         Its parameters are overwritten by every evaluation.
-    X : ndarray, shape (n, d_0), of the network's dtype
+    X : ndarray or scipy.sparse.csr_array, shape (n, d_0), of the network's dtype
+        Converted as :meth:`fastnn.architecture.Architecture.features` converts them.
     Y : ndarray, shape (n, d_L), of the network's dtype
         Dense targets, as :meth:`fastnn.Network.fit` converts them.
     weights : ndarray, shape (n,), of the network's dtype

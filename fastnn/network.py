@@ -167,7 +167,9 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n, d_0)
+        X : array-like or scipy.sparse matrix, shape (n, d_0)
+            Every method that takes ``X`` takes a sparse one (CSR, CSC, COO,
+            ...): converted once to CSR of the network's dtype, never densified.
 
         Returns
         -------
@@ -227,7 +229,7 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n, d_0)
+        X : array-like or scipy.sparse matrix, shape (n, d_0)
         y : array-like
             Targets (see :meth:`fit`).
         weight_decay : float, default 0
@@ -262,11 +264,13 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n, d_0)
+        X : array-like or scipy.sparse matrix, shape (n, d_0)
             In memory, or out-of-core (a memmap from ``np.load(path,
             mmap_mode="r")``, an h5py dataset, a zarr or dask array): those are
             streamed in blocks of rows, see ``block_rows`` and
-            :mod:`fastnn.streaming`.
+            :mod:`fastnn.streaming`.  A scipy.sparse matrix or array (any
+            format) is converted once to CSR and never densified; it is
+            streamed only when ``block_rows`` is given.
         y : array-like
             softmax: int labels (n,) in ``0..C-1``, or (n, C) one-hot or
             probability rows; sigmoid: (n,) 0/1 for one output unit, or (n, k)
@@ -304,7 +308,8 @@ class Network:
             Weights per class (single-label classification), multiplied into
             ``sample_weight``; "balanced" is scikit-learn's ``n / (k · count)``.
         validation_data : (X_val, y_val), optional
-            Evaluated after every epoch (``val_loss``, ``val_error`` or ``val_r2``).
+            Evaluated after every epoch (``val_loss``, ``val_error`` or ``val_r2``);
+            ``X_val`` dense or sparse, whatever ``X`` is.
         validation_split : float in (0, 1), optional
             Hold out this fraction of the rows (the last ones, before shuffling).
         patience : int, optional

@@ -14,6 +14,12 @@ the NumPy reference), ``solver="adamw"``, ``lr_schedule`` (a
 :mod:`fastnn.schedules` schedule), ``clip_norm``, per-layer ``activation``
 lists, ``"leaky_relu"``, and the classifier's ``class_weight``.
 
+``X`` may be sparse wherever scikit-learn's MLP takes it sparse (``fit``,
+``partial_fit``, ``predict``, ``predict_proba``, ``score``): CSR and CSC pass
+``validate_data`` as they are, other formats become CSR, and ``fit`` converts
+it once to the kernels' CSR (:func:`fastnn.validation.as_sparse_features`),
+never densified; the early-stopping split slices its rows.
+
 Where the arithmetic differs from scikit-learn's (documented in
 :mod:`fastnn.sklearn_solvers`): Adam adds ``ε`` to ``√v̂`` (PyTorch's form)
 where scikit-learn adds it to ``√v``; the last, smaller batch of an epoch is
@@ -43,7 +49,15 @@ from fastnn.full_batch import FullBatchObjective
 from fastnn.layout import bias_view, weight_view
 from fastnn.network import Network
 from fastnn.sklearn_solvers import LearningRate, Records, Validation, fit_lbfgs, fit_stochastic
-from fastnn.validation import check_bool, check_choice, check_dtype, check_int, check_real
+from fastnn.validation import (
+    as_sparse_features,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_real,
+    take_rows,
+)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -56,6 +70,8 @@ ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "r
 OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
                    "exp": "exp"}
 SOLVERS = ("lbfgs", "sgd", "adam", "adamw")
+#: the sparse formats validate_data passes on (others become the first), as scikit-learn's MLP
+SPARSE_FORMATS = ["csr", "csc"]
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 _PARAMETERS = """\
@@ -198,6 +214,11 @@ class _BaseMLP(BaseEstimator):
 
     _loss_name = "log_loss"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as scikit-learn's MLP: X may be a scipy.sparse matrix
+        return tags
+
     def _set_parameters(self, values):
         # scikit-learn's rule: store the arguments unchanged; they are checked in fit
         for name, value in values.items():
@@ -312,9 +333,15 @@ class _BaseMLP(BaseEstimator):
         else:
             network = self._network()  # coefs_ as they are now (they are assignable)
             dtype = network.dtype
-        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
-                             multi_output=True, y_numeric=not is_classifier(self))
+        X, y = validate_data(self, X, y, reset=first_pass, accept_sparse=SPARSE_FORMATS,
+                             dtype=dtype, order="C", multi_output=True,
+                             y_numeric=not is_classifier(self))
         dtype = X.dtype
+        if scipy.sparse.issparse(X):
+            # once, to the kernels' CSR: the early-stopping split then slices CSR rows and
+            # every epoch's validation pass reads them as they are (a CSC X would be
+            # converted again in every call that takes it)
+            X = as_sparse_features(X, X.shape[1], dtype)
         targets = self._targets(y, not first_pass, incremental, classes, dtype)
         weights = self._row_weights(self._sample_weight(sample_weight, X.shape[0]), targets,
                                     incremental)
@@ -421,8 +448,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                              "or the size of your dataset.")
         w_train, w_val = (None, None) if weights is None else (weights[train], weights[held_out])
-        validation = Validation(X[held_out], targets.Y[held_out], w_val)
-        return validation, X[train], targets.Y[train], w_train
+        validation = Validation(take_rows(X, held_out), targets.Y[held_out], w_val)
+        return validation, take_rows(X, train), targets.Y[train], w_train
 
     @staticmethod
     def _sample_weight(sample_weight, n_rows):
@@ -481,7 +508,8 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         network = self._network()
-        X = validate_data(self, X, reset=False, dtype=network.dtype, order="C")
+        X = validate_data(self, X, reset=False, accept_sparse=SPARSE_FORMATS,
+                          dtype=network.dtype, order="C")
         return network.forward(X)
 
 
@@ -536,7 +564,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels, or a multilabel indicator matrix.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -553,7 +581,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
         classes : array of shape (n_classes,), default=None
@@ -637,7 +665,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -716,7 +744,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -732,7 +760,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -762,7 +790,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------

@@ -209,7 +209,7 @@ def fit_stochastic(network, X, Y, weights, records, rate, *, optimizer, batch_si
     ----------
     network : fastnn.Network
     X : ndarray, shape (n, d_0); Y : ndarray, shape (n, d_L); weights : ndarray (n,) or None
-        The training rows (converted), without the held-out ones.
+        The training rows (converted: dense, or the kernels' CSR), without the held-out ones.
     records : Records
         Updated in place.
     rate : LearningRate

@@ -39,6 +39,17 @@ Memory: two staging buffers of ``(block_rows + batch_size)`` rows of inputs,
 dense targets and weights, plus what the array library allocates to read one
 block.  Validation data that is itself out-of-core is evaluated in blocks the
 same way.
+
+Sparse inputs
+-------------
+A scipy.sparse ``X`` is streamed only when ``block_rows`` is given (it is in
+memory already; what streaming bounds is its converted copy).  Its structure
+is checked whole, up front (:func:`fastnn.validation.check_sparse_structure`);
+a format other than CSR is converted to CSR once, in its own dtype (the other
+formats slice rows slowly or not at all).  Each block ``X[a:b]`` is then
+converted and checked by the boundary (to the kernels' CSR of the network's
+dtype, finite values) in the worker thread, with no dense staging buffer for
+the inputs: the rows carried into the next block are CSR rows stacked on it.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -55,14 +66,17 @@ from fastnn.validation import (
     check_int,
     check_numeric_dtype,
     check_rows,
+    check_sparse_structure,
     check_target_shape,
     class_counts,
     class_weight_factors,
     class_weight_table,
+    concatenate_rows,
     held_out_count,
     hold_out,
     is_sparse,
     numeric_array,
+    take_rows,
 )
 
 #: bytes of one block of inputs (in the network's dtype) when ``block_rows`` is None
@@ -125,8 +139,10 @@ class _Rows:
         self.dtype = np.dtype(array.dtype)
 
     def read(self, a, b):
-        """Rows ``a..b-1`` (relative to this range) as an ndarray."""
-        return np.asarray(self.array[self.start + a:self.start + b])
+        """Rows ``a..b-1`` (relative to this range) as an ndarray (a sparse matrix's as a
+        sparse matrix)."""
+        rows = self.array[self.start + a:self.start + b]
+        return rows if is_sparse(rows) else np.asarray(rows)
 
     def part(self, a, b):
         """A sub-range, still unread."""
@@ -207,8 +223,8 @@ class _BlockReader:
     ----------
     network : fastnn.Network
     X, y, weights : _Rows
-        Inputs ``(n, d_0)``, targets (labels ``(n,)`` or ``(n, k)``) and row
-        weights ``(n,)``; ``weights`` may be None (all ones).
+        Inputs ``(n, d_0)`` (dense or CSR), targets (labels ``(n,)`` or ``(n,
+        k)``) and row weights ``(n,)``; ``weights`` may be None (all ones).
     class_weights : ndarray of float64, shape (max(d_L, 2),), or None
         The weight of each class (:func:`fastnn.validation.class_weight_table`),
         multiplied into the row weights.
@@ -224,7 +240,11 @@ class _BlockReader:
         self.n_blocks = -(-X.shape[0] // block_rows)
         rows = batch + min(block_rows, X.shape[0])
         dtype = network.dtype
-        self.buffers = [(np.empty((rows, X.shape[1]), dtype=dtype),
+        #: CSR inputs: each buffer's block of X is a converted CSR array (in ``blocks``),
+        #: not rows of a dense buffer (which would be as large as the dense block)
+        self.sparse = is_sparse(X.array)
+        self.blocks = [None, None]
+        self.buffers = [(None if self.sparse else np.empty((rows, X.shape[1]), dtype=dtype),
                          np.empty((rows, network.sizes[-1]), dtype=dtype),
                          np.empty(rows, dtype=dtype)) for _ in range(2)]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastnn-reader")
@@ -236,17 +256,25 @@ class _BlockReader:
     def close(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def features(self, buffer, view, carried):
+        """The inputs of the rows ``view`` of staging buffer ``buffer`` (0 or 1).
+
+        Dense: a view of its inputs.  CSR: the block read into it, with
+        ``carried`` (the CSR rows carried over from the previous block) stacked
+        in front.
+        """
+        if not self.sparse:
+            return self.buffers[buffer][0][view]
+        block = self.blocks[buffer]
+        return block if carried is None else concatenate_rows([carried, block])
+
     def _fail(self, what, start, stop, message):
         block = start // self.block_rows
         raise StreamDataError(f"{what} rows {start}..{stop - 1} (block {block} of "
                               f"{self.n_blocks}, {self.block_rows} rows each): {message}",
                               start, stop)
 
-    def _read(self, buffer, start, stop):
-        X_buf, Y_buf, w_buf = self.buffers[buffer]
-        rows = slice(self.batch, self.batch + stop - start)
-        net = self.net
-        X_block = X_buf[rows]
+    def _read_dense(self, X_block, start, stop):
         X_block[...] = self.X.read(start, stop)  # the dtype conversion, in place
         # checked after conversion: a float64 1e300 is inf in float32
         if not np.isfinite(X_block.sum(dtype=np.float64)):
@@ -255,8 +283,20 @@ class _BlockReader:
                 row, column = np.argwhere(bad)[0]
                 self._fail("X", start, stop,
                            f"{int(bad.sum())} NaN or infinite value(s) (in the network's dtype "
-                           f"{net.dtype.name}), the first at row {start + int(row)}, column "
-                           f"{int(column)}; expected finite numbers")
+                           f"{self.net.dtype.name}), the first at row {start + int(row)}, "
+                           f"column {int(column)}; expected finite numbers")
+
+    def _read(self, buffer, start, stop):
+        X_buf, Y_buf, w_buf = self.buffers[buffer]
+        rows = slice(self.batch, self.batch + stop - start)
+        net = self.net
+        if self.sparse:
+            try:
+                self.blocks[buffer] = net.architecture.features(self.X.read(start, stop))
+            except (ValueError, TypeError) as error:
+                self._fail("X", start, stop, _within_block(error))
+        else:
+            self._read_dense(X_buf[rows], start, stop)
         try:
             Y_buf[rows] = as_targets(self.y.read(start, stop), net.output, net.sizes[-1],
                                      stop - start, net.dtype)
@@ -284,11 +324,14 @@ class StreamRun(TrainingRun):
 
     def __init__(self, network, reader, validation, plan, warm_start, block_rows):
         n = reader.X.shape[0]
+        self.reader = reader  # before the loop's set-up, which asks whether it reads CSR
         super().__init__(network, _Shaped(reader.X.shape), _Shaped((n, network.sizes[-1])),
                          None, validation, plan, warm_start)
-        self.reader = reader
         self.block_rows = block_rows
         self._snapshot = None
+
+    def _sparse_inputs(self):
+        return self.reader.sparse
 
     # ------------------------------------------------------------ validation
 
@@ -335,20 +378,22 @@ class StreamRun(TrainingRun):
         blocks = block_schedule(n, self.block_rows, self.plan.shuffle, self.state.rng)
         start, stop, within = next(blocks)
         pending = reader.submit(0, start, stop)
-        carry = None  # (buffer, positions) of rows that did not fill a batch
+        # rows that did not fill a batch: (buffer, positions, their CSR rows or None)
+        carry = None
         first = 0
         try:
             for i in range(reader.n_blocks):
                 rows = pending.result()
                 pending = None
                 current = i % 2
-                X_buf, Y_buf, w_buf = reader.buffers[current]
-                k = 0
+                _, Y_buf, w_buf = reader.buffers[current]
+                k, carried = 0, None
                 if carry is not None:
-                    previous, positions = carry
+                    previous, positions, carried = carry
                     k = positions.shape[0]
                     for dst, src in zip(reader.buffers[current], reader.buffers[previous]):
-                        dst[batch - k:batch] = src[positions]
+                        if dst is not None:  # CSR inputs have no dense buffer
+                            dst[batch - k:batch] = src[positions]
                 carry = None
                 this_order = within
                 if i + 1 < reader.n_blocks:
@@ -362,11 +407,13 @@ class StreamRun(TrainingRun):
                 last_block = i + 1 == reader.n_blocks
                 n_batches = -(-total // batch) if last_block else total // batch
                 used = min(total, n_batches * batch)
-                self._train_batches(X_buf[view], Y_buf[view], w_buf[view], order[:used], first,
+                X_view = reader.features(current, view, carried)
+                self._train_batches(X_view, Y_buf[view], w_buf[view], order[:used], first,
                                     first + n_batches, settings, progress)
                 first += n_batches
                 if used < total:
-                    carry = (current, (batch - k) + order[used:])
+                    carry = (current, (batch - k) + order[used:],
+                             take_rows(X_view, order[used:]) if reader.sparse else None)
         finally:
             if pending is not None:
                 # interrupted or failed: let the worker finish before its buffer is reused
@@ -439,8 +486,9 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
     Parameters
     ----------
     network : fastnn.Network
-    X : array-like, shape (n, d_0)
-        Read in blocks of rows (``X[a:b]``), never whole.
+    X : array-like or scipy.sparse matrix, shape (n, d_0)
+        Read in blocks of rows (``X[a:b]``), never whole; a sparse ``X``'s
+        blocks are converted to the kernels' CSR one by one (see "Sparse inputs").
     y : array-like, shape (n,) or (n, d_L)
         In memory or out-of-core; read block by block alongside ``X``.
     sample_weight : array-like, shape (n,), optional
@@ -464,8 +512,13 @@ def fit_streamed(network, X, y, sample_weight, class_weight, validation_data, va
     """
     if block_rows is not None:
         block_rows = check_int("block_rows", block_rows, minimum=1)
-    X = _as_rows("X", X)
-    check_feature_shape("X", X.shape, network.sizes[0])
+    if is_sparse(X):
+        check_sparse_structure("X", X, network.sizes[0])
+        # rows are sliced from CSR; the other formats slice them slowly or not at all
+        X = _Rows(X if X.format == "csr" else X.tocsr())
+    else:
+        X = _as_rows("X", X)
+        check_feature_shape("X", X.shape, network.sizes[0])
     n = X.shape[0]
     y = _as_rows("y", y, n)
     check_target_shape(y.shape, network.output, network.sizes[-1], n)

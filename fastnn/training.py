@@ -42,6 +42,7 @@ from fastnn.validation import (
     check_training,
     check_validation_options,
     check_verbosity,
+    is_sparse,
 )
 
 
@@ -192,11 +193,11 @@ class TrainingRun:
     Parameters
     ----------
     network : fastnn.Network
-    X : ndarray, shape (n, d_0)
+    X : ndarray, shape (n, d_0), or scipy.sparse.csr_array
     Y : ndarray, shape (n, d_L)
     weights : ndarray, shape (n,)
-        Converted inputs, dense targets and row weights (sample and class
-        weights combined).
+        Converted inputs (dense or CSR), dense targets and row weights (sample
+        and class weights combined).
     validation : tuple (X_val, Y_val) or None
         Converted like ``X`` and ``Y``.
     plan : FitPlan
@@ -223,7 +224,8 @@ class TrainingRun:
         self.moments, self.step = self.state.optimizer_buffers(plan.optimizer, warm_start)
         # every buffer allocated once; the epochs allocate nothing in compiled code
         self.grad = np.empty_like(network.params)
-        self.workspace = self.architecture.workspace(self.batch, gather=True)
+        self.workspace = self.architecture.workspace(self.batch, gather=True,
+                                                     sparse=self._sparse_inputs())
         self.batch_stats = np.empty((self.n_batches, 3), dtype=np.float64)
         self.history = History()
         self.first_epoch = 0
@@ -245,6 +247,11 @@ class TrainingRun:
     def has_validation(self):
         """Whether validation metrics are recorded (distributed: rank 0 holds the data)."""
         return self.validation is not None
+
+    def _sparse_inputs(self):
+        """Whether the rows are CSR, so no dense gather buffer is allocated (streamed: the
+        reader's blocks)."""
+        return is_sparse(self.X)
 
     def _batching(self, n_rows):
         """``(rows per mini-batch, mini-batches per epoch)`` (distributed: the rank's share)."""
@@ -281,11 +288,28 @@ class TrainingRun:
         return step_settings(self.net.dtype, plan.optimizer, lr, plan.momentum, plan.nesterov,
                              plan.weight_decay, plan.betas, plan.eps, plan.clip_norm)
 
+    def _validation_is_sparse(self):
+        """Whether the validation inputs are CSR (streamed: rows of a sparse array)."""
+        X_val = self.validation[0]
+        return is_sparse(getattr(X_val, "array", X_val))
+
+    def _evaluation_paths(self, training_covers_it):
+        """The forward pass the validation data needs, unless the training path compiles it
+        (a dense plan's does, but per-sample SGD's and the CSR paths' do not)."""
+        if not self.has_validation:
+            return []
+        if self._validation_is_sparse():
+            return ["sparse-forward"]
+        return [] if training_covers_it else ["forward"]
+
     def _kernel_paths(self, settings):
-        """The compiled paths of the kernels this fit runs (distributed: its own); the
-        training path compiles what evaluating the validation data needs too."""
-        return [kernel_path(settings, self.batch)] + (
-            ["forward"] if self.has_validation and self.batch == 1 else [])
+        """The compiled paths of the kernels this fit runs (distributed: its own)."""
+        path = kernel_path(settings, self.batch)
+        if self._sparse_inputs():
+            # one loop over CSR rows for every batch size: per-sample SGD is its plain SGD
+            return (["sparse-" + ("sgd" if path == "per-sample" else path)]
+                    + self._evaluation_paths(False))
+        return [path] + self._evaluation_paths(self.batch != 1)
 
     def _prepare_kernels(self, settings):
         """Compile (or load from the cache) every kernel the fit runs, before the first

@@ -20,8 +20,7 @@ import os
 import numpy as np
 
 from fastnn import codes
-from fastnn.sparse_format import is_sparse  # noqa: F401 (the boundary's vocabulary)
-
+from fastnn.sparse_format import is_sparse
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("numba", "numpy")
@@ -190,21 +189,28 @@ def numeric_array(name, values):
     return array
 
 
-def _check_finite(name, array):
-    # The sum is NaN/inf whenever an element is, so one cheap reduction settles
-    # the common case; only a non-finite sum (possibly an overflow of finite
-    # values) needs the element-wise look that also finds the culprit.  Summed
-    # in the array's own dtype: 10 ms for MNIST's 60,000 x 784 float32, where
-    # a float64 sum converts every element and takes 19 ms, in every fit call.
+def _non_finite(array):
+    """Flat positions of the NaN and infinite elements of ``array`` (int64, ascending).
+
+    The sum is NaN/inf whenever an element is, so one cheap reduction settles
+    the common case; only a non-finite sum (possibly an overflow of finite
+    values) needs the element-wise look that also finds the culprits.  Summed
+    in the array's own dtype: 10 ms for MNIST's 60,000 x 784 float32, where
+    a float64 sum converts every element and takes 19 ms, in every fit call.
+    """
     if array.dtype.kind != "f":
-        return
+        return np.empty(0, dtype=np.int64)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(array.sum()):
-            return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = np.unravel_index(np.flatnonzero(bad)[0], array.shape)
-        raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s), the "
+            return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(~np.isfinite(array))
+
+
+def _check_finite(name, array):
+    bad = _non_finite(array)
+    if bad.size:
+        where = np.unravel_index(bad[0], array.shape)
+        raise ValueError(f"{name} contains {bad.size} NaN or infinite value(s), the "
                          f"first at index {tuple(int(i) for i in where)}; expected finite numbers")
 
 
@@ -276,6 +282,201 @@ def as_features(X, n_features, dtype, name="X"):
     check_feature_shape(name, array.shape, n_features)
     _check_finite(name, array)
     return _convert(array, dtype)
+
+
+# ------------------------------------------------------------- sparse inputs
+
+#: the largest index an int32 holds: CSR indices are int32 up to it, int64 beyond
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _sparse_module():
+    # scipy.sparse (0.2 s to import) only once a sparse X has been seen
+    import scipy.sparse
+
+    return scipy.sparse
+
+
+def _check_compressed(name, X):
+    """The raw arrays of a CSR or CSC ``X``: offsets that delimit its rows (columns), one
+    index per stored value, every index inside the other axis.
+
+    scipy's conversions and slicing trust these arrays (an index out of range reads
+    and writes outside them) and so do the kernels: they are read here, before
+    anything else touches them.
+    """
+    kind = X.format.upper()
+    n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
+    major, minor = ("row", "column") if X.format == "csr" else ("column", "row")
+    data, indices, indptr = X.data, X.indices, X.indptr
+    for part, array in (("indices", indices), ("indptr", indptr)):
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise ValueError(f"{name} ({kind}) has {part} of dtype {array.dtype} and shape "
+                             f"{array.shape}; expected a 1-D array of integers")
+    if indptr.shape[0] != n_major + 1:
+        raise ValueError(f"{name} ({kind}) has an indptr of length {indptr.shape[0]}; expected "
+                         f"{n_major + 1}, one offset per {major} and one at the end")
+    if indptr[0] != 0:
+        raise ValueError(f"{name} ({kind}) has indptr[0] = {indptr[0]}; expected 0 (the "
+                         f"first {major} starts at the first stored value)")
+    # compared, not differenced: np.diff of unsigned offsets wraps around
+    drops = np.flatnonzero(indptr[1:] < indptr[:-1])
+    if drops.size:
+        i = int(drops[0])
+        raise ValueError(f"{name} ({kind}) has a decreasing indptr: indptr[{i + 1}] = "
+                         f"{indptr[i + 1]} < indptr[{i}] = {indptr[i]}; expected "
+                         "non-decreasing offsets")
+    if data.ndim != 1 or data.shape[0] != indices.shape[0]:
+        raise ValueError(f"{name} ({kind}) stores {indices.shape[0]} indices but "
+                         f"{data.shape[0] if data.ndim == 1 else data.shape} values; expected "
+                         "one index per stored value")
+    if indptr[-1] != indices.shape[0]:
+        raise ValueError(f"{name} ({kind}) has indptr[-1] = {indptr[-1]} but stores "
+                         f"{indices.shape[0]} values; expected the offsets to end at the "
+                         "number of stored values")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_minor):
+        bad = np.flatnonzero((indices < 0) | (indices >= n_minor))
+        first = int(bad[0])
+        where = int(np.searchsorted(indptr, first, side="right")) - 1
+        raise ValueError(f"{name} ({kind}) has {bad.size} {minor} index(es) outside "
+                         f"0..{n_minor - 1}, the first {indices[first]} (stored value {first}, "
+                         f"{major} {where}); expected {minor} indices from 0 to {n_minor - 1}")
+
+
+def _check_coordinates(name, X):
+    """The row and column arrays of a COO ``X``: one pair per stored value, inside the shape
+    (its conversion to CSR trusts them as the compressed formats' conversions do)."""
+    for axis, (what, coords) in enumerate((("row", X.row), ("column", X.col))):
+        if coords.shape != X.data.shape:
+            raise ValueError(f"{name} (COO) has {coords.shape} {what} indices for "
+                             f"{X.data.shape} stored values; expected one per value")
+        if coords.size and (coords.min() < 0 or coords.max() >= X.shape[axis]):
+            bad = np.flatnonzero((coords < 0) | (coords >= X.shape[axis]))
+            raise ValueError(f"{name} (COO) has {bad.size} {what} index(es) outside "
+                             f"0..{X.shape[axis] - 1}, the first {coords[bad[0]]} (stored value "
+                             f"{int(bad[0])}); expected {what} indices from 0 to "
+                             f"{X.shape[axis] - 1}")
+
+
+def check_sparse_structure(name, X, n_features):
+    """A scipy.sparse ``X`` of shape (rows, ``n_features``), at least one row, of real
+    numbers, whose stored structure is sound.
+
+    Only the shape, the dtype and (for CSR, CSC and COO) the index arrays are read,
+    nothing is converted: out-of-core training checks a sparse ``X`` this way
+    before it slices blocks of rows from it.
+    """
+    check_feature_shape(name, X.shape, n_features)
+    check_numeric_dtype(name, X.dtype)
+    if X.format in ("csr", "csc"):
+        _check_compressed(name, X)
+    elif X.format == "coo":
+        _check_coordinates(name, X)
+
+
+def _index_dtype(X):
+    """int32 when a CSR ``X``'s stored values and columns number fewer than 2**31, else int64."""
+    return np.dtype(np.int32 if max(X.indices.shape[0], X.shape[1]) <= _INT32_MAX
+                    else np.int64)
+
+
+def kernel_csr(X, dtype, index_dtype=None):
+    """A CSR ``X`` of sound structure in the kernels' format (:mod:`fastnn.sparse_format`).
+
+    Parameters
+    ----------
+    X : scipy.sparse CSR matrix or array, shape (n, d)
+    dtype : np.dtype
+        Of the stored values.
+    index_dtype : np.dtype, optional
+        Of ``indices`` and ``indptr``; by default int32 when the stored values
+        and the columns number fewer than 2**31, else int64.
+
+    Returns
+    -------
+    scipy.sparse.csr_array, shape (n, d)
+        ``data``, ``indices`` and ``indptr`` C-contiguous and writable (a read-only
+        array is another Numba type), the ones already so kept, not copied.
+    """
+    if index_dtype is None:
+        index_dtype = _index_dtype(X)
+    required = ["C", "W", "A"]
+    data = _convert(X.data, dtype)
+    indices = np.require(X.indices, dtype=index_dtype, requirements=required)
+    indptr = np.require(X.indptr, dtype=index_dtype, requirements=required)
+    csr = _sparse_module().csr_array((data, indices, indptr), shape=X.shape, copy=False)
+    # scipy picks its own index type (int32 whenever the values fit) and may hand back views:
+    # the kernels take these very arrays
+    csr.data, csr.indices, csr.indptr = data, indices, indptr
+    return csr
+
+
+def as_sparse_features(X, n_features, dtype, name="X"):
+    """Checked sparse inputs, converted once to the kernels' CSR, never densified.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix or array (CSR, CSC, COO, LIL, DOK, BSR, DIA), shape (n, n_features)
+        Rows may list their columns in any order, a column more than once and
+        stored zeros.
+    n_features : int
+    dtype : np.dtype
+
+    Returns
+    -------
+    scipy.sparse.csr_array, shape (n, n_features)
+        Stored values of ``dtype``, every one finite; indices as :func:`kernel_csr`.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, no rows, the wrong width, malformed index arrays, or a NaN or
+        infinite stored value (after the conversion to ``dtype``: a float64 1e300
+        is inf in float32).
+    TypeError
+        Stored values that are not real numbers.
+    """
+    check_sparse_structure(name, X, n_features)
+    X = kernel_csr(X if X.format == "csr" else X.tocsr(), dtype)
+    bad = _non_finite(X.data)
+    if bad.size:
+        first = int(bad[0])
+        row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+        raise ValueError(f"{name} contains {bad.size} NaN or infinite stored value(s) (as "
+                         f"{np.dtype(dtype).name}), the first at row {row}, column "
+                         f"{int(X.indices[first])}; expected finite numbers")
+    return X
+
+
+def take_rows(X, rows):
+    """Rows of converted inputs, in the format they came in.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d), or scipy.sparse.csr_array
+        As :func:`as_features` or :func:`as_sparse_features` returned it.
+    rows : slice or ndarray of int
+
+    Returns
+    -------
+    ndarray (a view for a slice) or scipy.sparse.csr_array, shape (len(rows), d)
+        CSR rows keep ``X``'s index type (scipy narrows it where the values
+        fit), so the kernels see one type per fit (docs/design.md, rule 4).
+    """
+    if not is_sparse(X):
+        return X[rows]
+    return kernel_csr(X[rows], X.dtype, X.indices.dtype)
+
+
+def concatenate_rows(parts):
+    """Converted inputs stacked row-wise (all dense or all CSR, as :func:`take_rows` keeps
+    them); CSR stacks in the kernels' format with the first part's index type."""
+    if not is_sparse(parts[0]):
+        return np.concatenate(parts)
+    stacked = _sparse_module().vstack(parts, format="csr")
+    # wider than the first part's only when the stack outgrows int32
+    return kernel_csr(stacked, parts[0].dtype,
+                      np.promote_types(parts[0].indices.dtype, _index_dtype(stacked)))
 
 
 def as_targets(y, output, n_outputs, n_rows, dtype):
@@ -488,10 +689,10 @@ def split_validation(X, Y, weights, fraction):
     Returns
     -------
     (X_train, Y_train, w_train), (X_val, Y_val)
-        Views of the given arrays.
+        Views of the given arrays (a CSR ``X``'s rows are copies: scipy slices so).
     """
     train, held = hold_out(X.shape[0], held_out_count(X.shape[0], fraction), "last")
-    return (X[train], Y[train], weights[train]), (X[held], Y[held])
+    return ((take_rows(X, train), Y[train], weights[train]), (take_rows(X, held), Y[held]))
 
 
 def as_sample_weight(sample_weight, n_rows, dtype, allow_all_zero=False):

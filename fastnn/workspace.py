@@ -10,6 +10,7 @@ once per call or fit, so the compiled loops allocate nothing.
 import numpy as np
 
 from fastnn.layout import workspace_block
+from fastnn.validation import take_rows
 
 
 class Workspace:
@@ -24,6 +25,10 @@ class Workspace:
         Allocate the delta buffer (a forward pass alone does not need it).
     gather : bool, default False
         Allocate the buffers a training epoch gathers each mini-batch into.
+    sparse : bool, default False
+        The inputs are CSR: their batches are CSR rows of ``X``, not gathered
+        into a dense ``x`` buffer (``(rows, d_0)`` would be the size of the
+        dense batch, d_0 maybe 100,000 wide), so ``x`` stays None.
 
     Attributes
     ----------
@@ -32,12 +37,13 @@ class Workspace:
         After a forward pass the last layer's block holds the logits ``Z_L``.
     deltas : ndarray, shape (rows * n_units,), or None
     x : ndarray, shape (rows, d_0), or None
+        None without ``gather``, or with ``sparse``.
     y : ndarray, shape (rows, d_L), or None
     w : ndarray, shape (rows,), or None
         The gather buffers of inputs, dense targets and row weights.
     """
 
-    def __init__(self, architecture, rows, *, deltas=True, gather=False):
+    def __init__(self, architecture, rows, *, deltas=True, gather=False, sparse=False):
         self.rows = int(rows)
         self._table = architecture.table
         self._last = len(architecture.sizes) - 2
@@ -48,7 +54,8 @@ class Workspace:
         self.deltas = np.zeros_like(self.acts) if deltas else None
         self.x = self.y = self.w = None
         if gather:
-            self.x = np.zeros((self.rows, architecture.sizes[0]), dtype=dtype)
+            if not sparse:
+                self.x = np.zeros((self.rows, architecture.sizes[0]), dtype=dtype)
             self.y = np.zeros((self.rows, architecture.sizes[-1]), dtype=dtype)
             self.w = np.zeros(self.rows, dtype=dtype)
 
@@ -70,9 +77,14 @@ class Workspace:
         Returns
         -------
         x, y, w : views of the first ``len(rows)`` rows of the gather buffers
+            ``x`` is ``X``'s rows as a new CSR array when ``X`` is sparse.
         """
         m = rows.shape[0]
-        np.take(X, rows, axis=0, out=self.x[:m])
+        if self.x is None:
+            x = take_rows(X, rows)
+        else:
+            x = self.x[:m]
+            np.take(X, rows, axis=0, out=x)
         np.take(Y, rows, axis=0, out=self.y[:m])
         np.take(weights, rows, out=self.w[:m])
-        return self.x[:m], self.y[:m], self.w[:m]
+        return x, self.y[:m], self.w[:m]

@@ -43,6 +43,35 @@ def balanced_blobs(n, seed, d=12, classes=3):
     return X, y.astype(np.int64)
 
 
+def messy_csr(n, d, per_row=6, seed=0):
+    """A float64 ``scipy.sparse.csr_array (n, d)`` holding what real sparse data holds and
+    the kernels must take as it is: rows listing their columns out of order and some
+    column twice (the values add up), stored zeros, and empty rows (every ninth).
+    About ``per_row`` stored values a row, standard normal."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 2 * per_row, n)
+    counts[::9] = 0
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = rng.integers(0, d, indptr[-1])  # any order, repeats
+    data = rng.standard_normal(indptr[-1])
+    data[::11] = 0.0
+    X = scipy.sparse.csr_array((data, indices, indptr), shape=(n, d))
+    summed = X.copy()
+    summed.sum_duplicates()
+    assert not X.has_sorted_indices and summed.nnz < X.nnz, "unsorted, with repeats"
+    return X
+
+
+def sparse_problem(n=150, d=40, classes=3, seed=0):
+    """:func:`messy_csr` inputs and class labels ``(n,)`` from a random linear rule (learnable;
+    empty rows get class 0)."""
+    X = messy_csr(n, d, seed=seed)
+    W = np.random.default_rng(seed + 1).standard_normal((d, classes))
+    return X, np.asarray(X @ W).argmax(axis=1)
+
+
 def make_targets(output, n, n_outputs, rng):
     """Integer labels (softmax), 0/1 matrix (sigmoid), real values (identity) or
     Poisson counts (exp: means from 0.2 to 5, so zeros, the 0 log 0 case, occur)."""

@@ -2,6 +2,7 @@
 
     mpi_worker.py DATA_DIR OUT_DIR
     mpi_worker.py resume DATA_DIR OUT_DIR CHECKPOINT
+    mpi_worker.py sparse DATA_DIR OUT_DIR BACKEND
 
 Reads ``X.npy``, ``y.npy`` and ``w.npy`` from DATA_DIR (memmapped: each rank
 reads only its shard).  The first form trains the cases below with
@@ -15,6 +16,11 @@ environment, rank 1 kills itself (SIGKILL, as a lost node vanishes) in its
 K-th gradient all-reduce, and the job dies with it; without it, the fit runs
 to the end, then the same fit runs again from scratch without a checkpoint,
 and each rank writes ``OUT_DIR/resume{r}.npz`` with both results.
+
+The third form reads ``X.npz`` (a scipy.sparse CSR matrix), ``y.npy`` and
+``w.npy`` and trains the STRIDED and SPARSE_SPLIT cases on each rank's CSR rows
+and on the same rows dense, with BACKEND (numba or numpy), writing
+``OUT_DIR/sparse{r}.npz``.
 
 The settings are imported by the test, which computes the single-process
 equivalents.
@@ -41,6 +47,11 @@ SPLIT = 40
 RESUME = dict(epochs=5, batch_size=8, lr=0.05, momentum=0.9, shuffle=True,
               validation_split=0.2, class_weight="balanced", eval_every=3, patience=10,
               checkpoint_every=1)
+
+#: case "sparse split": each shard's last rows held out (rank 0 stacks them, CSR when X
+#: is), early stopping and mid-epoch validation
+SPARSE_SPLIT = dict(epochs=4, batch_size=8, lr=0.05, momentum=0.9, shuffle=True,
+                    validation_split=0.2, patience=10, eval_every=3)
 
 
 def network():
@@ -151,8 +162,36 @@ def resume_main(data_dir, out_dir, checkpoint):
              full_epochs=full.epoch, trained_after_resume=trained)
 
 
+def sparse_main(data_dir, out_dir, backend):
+    import scipy.sparse
+    from mpi4py import MPI
+
+    from fastnn.distributed import fit_distributed, shard
+
+    comm = MPI.COMM_WORLD
+    X = scipy.sparse.load_npz(Path(data_dir) / "X.npz")
+    y = np.load(Path(data_dir) / "y.npy")
+    w = np.load(Path(data_dir) / "w.npy")
+    out = {}
+    for form, inputs in (("sparse", X), ("dense", X.toarray())):
+        for case, settings in (("strided", STRIDED), ("split", SPARSE_SPLIT)):
+            net = network()
+            net.backend = backend
+            weights = shard(w, comm, "strided") if case == "strided" else None
+            history = fit_distributed(net, shard(inputs, comm, "strided"),
+                                      shard(y, comm, "strided"), comm, sample_weight=weights,
+                                      **settings)
+            out[f"{form}_{case}_params"] = net.params
+            out[f"{form}_{case}_loss"] = np.array(history["loss"])
+            if case == "split":
+                out[f"{form}_{case}_val_loss"] = np.array(history.validations["val_loss"])
+    np.savez(Path(out_dir) / f"sparse{comm.Get_rank()}.npz", **out)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "resume":
         resume_main(*sys.argv[2:])
+    elif sys.argv[1] == "sparse":
+        sparse_main(*sys.argv[2:])
     else:
         main(*sys.argv[1:])

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import scipy.sparse
 from numba.core.errors import NumbaError
 
 from fastnn import Network
@@ -19,6 +20,29 @@ X_NAN = X.copy()
 X_NAN[3, 2] = np.nan
 X_INF = X.copy()
 X_INF[0, 0] = np.inf
+
+
+def broken_csr(fmt="csr", **changes):
+    """``X`` as a scipy.sparse CSR (or CSC) array with some of its raw arrays replaced or
+    edited in place (scipy checks them when it builds the matrix, not afterwards)."""
+    bad = scipy.sparse.csr_array(X) if fmt == "csr" else scipy.sparse.csc_array(X)
+    for name, change in changes.items():
+        value = getattr(bad, name).copy()
+        setattr(bad, name, change(value) if callable(change) else change)
+    return bad
+
+
+def edited(position, value):
+    def edit(array):
+        array[position] = value
+        return array
+    return edit
+
+
+SPARSE_NAN = broken_csr(data=edited(3 * 4 + 2, np.nan))  # row 3, column 2
+SPARSE_INF = broken_csr(data=edited(5, -np.inf))  # row 1, column 1
+COO_OUTSIDE = scipy.sparse.coo_array(X)
+COO_OUTSIDE.row[7] = 25
 
 
 def fit(**changes):
@@ -79,6 +103,48 @@ CASES = [
     ("X-object", fit(X=X.astype(object)), TypeError, "X must be a numeric array; got dtype object"),
     ("X-complex", fit(X=X + 1j), TypeError, "X must be real-valued; got complex"),
     ("X-ragged", fit(X=[[1.0, 2.0], [3.0]]), TypeError, "X must be a numeric array"),
+    # ----- sparse inputs: the raw arrays are checked before scipy or a kernel reads them
+    ("sparse-nan", fit(X=SPARSE_NAN), ValueError,
+     r"X contains 1 NaN or infinite stored value\(s\) \(as float32\), the first at row 3, "
+     "column 2; expected finite numbers"),
+    ("sparse-inf-float64", fit(X=SPARSE_INF.astype(np.float64)), ValueError,
+     r"X contains 1 NaN .* the first at row 1, column 1"),
+    ("sparse-overflows-float32", fit(X=broken_csr(data=edited(0, 1e300))), ValueError,
+     r"X contains 1 NaN or infinite stored value\(s\) \(as float32\), the first at row 0"),
+    ("sparse-width", fit(X=scipy.sparse.csr_array(X[:, :3])), ValueError,
+     "X has 3 features per row but the network expects 4"),
+    ("sparse-1d", fit(X=scipy.sparse.coo_array(X[0])), ValueError, "X must be 2-D .* got 1-D"),
+    ("sparse-empty", fit(X=scipy.sparse.csr_array((0, 4)), y=Y[:0]), ValueError,
+     r"X is empty \(0 rows\)"),
+    ("sparse-complex", fit(X=scipy.sparse.csr_array(X + 1j)), TypeError,
+     "X must be real-valued; got complex"),
+    ("sparse-index-negative", fit(X=broken_csr(indices=edited(6, -1))), ValueError,
+     r"X \(CSR\) has 1 column index\(es\) outside 0..3, the first -1 \(stored value 6, "
+     r"row 1\); expected column indices from 0 to 3"),
+    ("sparse-index-too-big", fit(X=broken_csr(indices=edited(79, 4))), ValueError,
+     r"X \(CSR\) has 1 column index\(es\) outside 0..3, the first 4 \(stored value 79, "
+     r"row 19\)"),
+    ("sparse-csc-row-index", fit(X=broken_csr("csc", indices=edited(0, 20))), ValueError,
+     r"X \(CSC\) has 1 row index\(es\) outside 0..19, the first 20 \(stored value 0, "
+     r"column 0\)"),
+    ("sparse-coo-row-index", fit(X=COO_OUTSIDE), ValueError,
+     r"X \(COO\) has 1 row index\(es\) outside 0..19, the first 25 \(stored value 7\)"),
+    ("sparse-indptr-length", fit(X=broken_csr(indptr=lambda p: p[:-1])), ValueError,
+     r"X \(CSR\) has an indptr of length 20; expected 21, one offset per row and one at "
+     "the end"),
+    ("sparse-indptr-start", fit(X=broken_csr(indptr=edited(0, 1))), ValueError,
+     r"X \(CSR\) has indptr\[0\] = 1; expected 0"),
+    ("sparse-indptr-decreasing", fit(X=broken_csr(indptr=edited(5, 2))), ValueError,
+     r"X \(CSR\) has a decreasing indptr: indptr\[5\] = 2 < indptr\[4\] = 16; expected "
+     "non-decreasing offsets"),
+    ("sparse-indptr-end", fit(X=broken_csr(indptr=edited(20, 79))), ValueError,
+     r"X \(CSR\) has indptr\[-1\] = 79 but stores 80 values; expected the offsets to end "
+     "at the number of stored values"),
+    ("sparse-indices-data-lengths", fit(X=broken_csr(data=lambda d: d[:-1])), ValueError,
+     r"X \(CSR\) stores 80 indices but 79 values; expected one index per stored value"),
+    ("sparse-float-indices", fit(X=broken_csr(indices=lambda i: i.astype(float))), ValueError,
+     r"X \(CSR\) has indices of dtype float64 and shape \(80,\); expected a 1-D array of "
+     "integers"),
     # ----- the targets y
     ("y-rows", fit(y=Y[:-1]), ValueError, "X has 20 rows but y has 19"),
     ("y-nan", fit(y=np.where(Y == 1, np.nan, Y)), ValueError, "y contains .* NaN"),
@@ -142,6 +208,8 @@ CASES = [
      r"validation_data must be a pair \(X_val, y_val\)"),
     ("validation-width", fit(validation_data=(X[:, :2], Y)), ValueError,
      "X_val has 2 features per row but the network expects 4"),
+    ("validation-sparse-nan", fit(validation_data=(SPARSE_NAN, Y)), ValueError,
+     r"X_val contains 1 NaN or infinite stored value\(s\)"),
     ("validation-labels", fit(validation_data=(X, Y + 3)), ValueError,
      "class labels must lie in 0..2"),
     ("validation-split-range", fit(validation_split=1.5), ValueError,
@@ -164,6 +232,10 @@ CASES = [
     ("gradient-decay-negative", lambda net: net.gradient(X, Y, weight_decay=-1), ValueError,
      "weight_decay must be in"),
     ("predict-width", lambda net: net.predict(X[:, :2]), ValueError, "X has 2 features per row"),
+    ("predict-sparse-index", lambda net: net.predict(broken_csr(indices=edited(6, 9))),
+     ValueError, r"X \(CSR\) has 1 column index\(es\) outside 0..3"),
+    ("streamed-sparse-indptr", fit(X=broken_csr(indptr=edited(0, 1)), block_rows=8), ValueError,
+     r"X \(CSR\) has indptr\[0\] = 1; expected 0"),
     ("loss-labels", lambda net: net.loss(X, Y + 5), ValueError, "class labels must lie in 0..2"),
 ]
 

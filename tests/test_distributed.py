@@ -5,7 +5,8 @@ Starts ``mpiexec -n 2`` on tests/mpi_worker.py (which trains with
 with the single-process equivalent computed here, in float64, to 1e-6
 relative; then kills one rank of a checkpointed job mid-epoch, starts the job
 again with ``resume=True`` and compares it bit for bit with a job that was
-never interrupted.  Every ``mpiexec`` runs under a timeout.  Needs mpi4py and
+never interrupted; and trains shards of a CSR X against the same rows dense.
+Every ``mpiexec`` runs under a timeout.  Needs mpi4py and
 an MPI (``pip install "fastnn[mpi]"``); CI installs them.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from fastnn import reference
 from fastnn.optim import new_state, step_settings
@@ -226,3 +228,39 @@ def test_a_job_that_lost_a_rank_resumes_bit_identically(tmp_path):
     assert ranks[0]["full_epochs"].tolist() == [0, 1, 2, 3, 4]
     for rank in ranks:
         assert rank["trained_after_resume"].tolist() == [2, 3, 4], "it resumed, not restarted"
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_sparse_shards_train_as_the_same_rows_dense(tmp_path, backend):
+    """Each rank's CSR rows (strided shards of a CSR X), gathered step by step as CSR,
+    with sample and class weights; and validation_split, whose held-out CSR rows rank 0
+    stacks: the parameters and losses of the same rows dense, on every rank alike."""
+    X, y, w = problem()
+    X[np.abs(X) < 1.0] = 0.0  # two thirds of the values: a sparse matrix
+    X_sparse = scipy.sparse.csr_array(X)
+    if backend == "numba":
+        warm_the_kernel_cache(X, y)
+        net = mpi_worker.network()
+        net.gradient(X_sparse[:8], y[:8])  # the CSR forward and backward passes
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    out.mkdir()
+    scipy.sparse.save_npz(data / "X.npz", X_sparse)
+    np.save(data / "y.npy", y)
+    np.save(data / "w.npy", w)
+    run_mpi(2, str(HERE / "mpi_worker.py"), "sparse", str(data), str(out), backend)
+    ranks = [np.load(out / f"sparse{r}.npz") for r in (0, 1)]
+    start = mpi_worker.network().params
+    for case in ("strided", "split"):
+        np.testing.assert_array_equal(ranks[0][f"sparse_{case}_params"],
+                                      ranks[1][f"sparse_{case}_params"])
+        for rank in ranks:
+            assert relative_error(rank[f"sparse_{case}_params"],
+                                  rank[f"dense_{case}_params"]) < 1e-12
+            np.testing.assert_allclose(rank[f"sparse_{case}_loss"], rank[f"dense_{case}_loss"],
+                                       rtol=1e-12)
+        assert relative_error(ranks[0][f"sparse_{case}_params"], start) > 1e-2
+    for rank in ranks:
+        assert rank["sparse_split_val_loss"].size > 4  # every 3 steps: mid-epoch too
+        np.testing.assert_allclose(rank["sparse_split_val_loss"], rank["dense_split_val_loss"],
+                                   rtol=1e-12)

@@ -1,6 +1,7 @@
 """The scikit-learn estimators: scikit-learn's own estimator checks, then what
 the checks do not cover (accuracy on real data, early stopping, partial_fit,
-warm starts, multilabel, Pipeline + GridSearchCV, clone, pickle)."""
+warm starts, multilabel, Pipeline + GridSearchCV, clone, pickle, sparse inputs
+and the text and one-hot pipelines that make them)."""
 
 import copy
 import pickle
@@ -10,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 pytest.importorskip("sklearn", reason="fastnn.sklearn needs scikit-learn (pip install "
                                       "'fastnn[sklearn]')")
@@ -34,6 +36,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fastnn import Network, schedules  # noqa: E402
 from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+import helpers  # noqa: E402
+
 # ---------------------------------------------------------------- estimator checks
 
 # scikit-learn fits these a few hundred times; 20 epochs at learning_rate_init=1e-2 clear its
@@ -51,6 +55,8 @@ def expected_failed_checks(estimator):
         return {}
     failures = {"check_sample_weight_equivalence_on_dense_data":
                 "float32 sums in another order agree to ~1e-7, the check asks rtol=1e-7",
+                "check_sample_weight_equivalence_on_sparse_data":
+                "float32 sums in another order agree to ~1e-6, the check asks rtol=1e-7",
                 # up to 8 rows go through loops, more through BLAS (kernels/small_matmul.py):
                 # the same row predicted alone or in a crowd differs by ~5e-7 in float32
                 "check_methods_subset_invariance":
@@ -527,3 +533,139 @@ def test_losses_and_lbfgs_agree_with_scikit_learn(kind):
     assert ours.n_iter_ == theirs.n_iter_
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- sparse inputs
+
+SPARSE_BACKENDS = ["numba", "numpy"]
+
+
+def two_topic_documents(n, seed=0):
+    """``n`` short documents on two topics (0: space, 1: cooking) and their labels: words of
+    the document's topic, a few of the other's, common words and a rare-word tail of a
+    thousand made-up words, so that the tf-idf matrix is wide and sparse."""
+    rng = np.random.default_rng(seed)
+    topics = ["orbit rocket planet star galaxy moon launch telescope comet".split(),
+              "oven flour butter recipe garlic simmer pepper dough sauce".split()]
+    common = "the a of and to in is it that with for on this".split()
+    labels = rng.integers(0, 2, n)
+    documents = []
+    for label in labels:
+        words = (list(rng.choice(topics[label], 4)) + list(rng.choice(topics[1 - label], 1))
+                 + list(rng.choice(common, 8)) + [f"w{k}" for k in rng.integers(0, 1000, 3)])
+        rng.shuffle(words)
+        documents.append(" ".join(words))
+    return documents, labels
+
+
+def sparse_and_dense_fits(estimator, X, y, backend, **fit):
+    """The estimator fitted on the sparse ``X`` and, cloned, on ``X.toarray()``."""
+    sparse = clone(estimator).set_params(backend=backend).fit(X, y, **fit)
+    dense = clone(estimator).set_params(backend=backend).fit(X.toarray(), y, **fit)
+    return sparse, dense
+
+
+def assert_same_fit(sparse, dense, rtol=1e-9):
+    for a, b in zip(sparse.coefs_ + sparse.intercepts_, dense.coefs_ + dense.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    # lbfgs keeps no loss curve, only its final loss
+    curves = [getattr(fit, "loss_curve_", [fit.loss_]) for fit in (sparse, dense)]
+    np.testing.assert_allclose(*curves, rtol=rtol)
+
+
+@pytest.mark.parametrize("solver, extra", [
+    ("adam", {}), ("sgd", {"momentum": 0.9, "learning_rate_init": 0.3}),
+    ("adam", {"early_stopping": True}), ("lbfgs", {})],
+    ids=["adam", "sgd", "early-stopping", "lbfgs"])
+@pytest.mark.parametrize("backend", SPARSE_BACKENDS)
+def test_estimators_fit_sparse_X_as_its_dense_twin(backend, solver, extra):
+    """Classifier and regressor; early stopping's train_test_split holds out the same
+    CSR rows as dense ones; lbfgs runs the full-batch objective on CSR rows."""
+    X, y = helpers.sparse_problem(n=200)
+    w = np.random.default_rng(1).uniform(0.5, 1.5, X.shape[0])
+    options = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=30, random_state=0,
+                   **({"learning_rate_init": 1e-2} | extra))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sparse, dense = sparse_and_dense_fits(MLPClassifier(**options), X, y, backend,
+                                              sample_weight=w)
+        assert_same_fit(sparse, dense)
+        np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X.toarray()),
+                                   rtol=1e-9)
+        assert sparse.score(X, y) == dense.score(X.toarray(), y)
+        if extra.get("early_stopping"):
+            np.testing.assert_allclose(sparse.validation_scores_, dense.validation_scores_)
+            assert sparse.n_iter_ == dense.n_iter_ < 30, "it stopped early"
+        else:
+            assert sparse.score(X, y) > 0.7
+
+        target = np.asarray(X @ np.linspace(-1.0, 1.0, X.shape[1]))
+        sparse, dense = sparse_and_dense_fits(MLPRegressor(**options), X, target, backend)
+        assert_same_fit(sparse, dense)
+        np.testing.assert_allclose(sparse.predict(X), dense.predict(X.toarray()), rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", SPARSE_BACKENDS)
+def test_partial_fit_and_every_sparse_format(backend):
+    """partial_fit on CSR pieces as on dense ones; CSC passes validate_data as it is,
+    COO, LIL and DOK become CSR (scikit-learn's conversions), with the same predictions."""
+    X, y = helpers.sparse_problem(n=200)
+    sparse = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, backend=backend)
+    dense = clone(sparse)
+    for rows in (slice(0, 100), slice(100, 200)):
+        sparse.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        dense.partial_fit(X[rows].toarray(), y[rows], classes=[0, 1, 2])
+    assert_same_fit(sparse, dense)
+    expected = dense.predict_proba(X.toarray())
+    for fmt in ("csr", "csc", "coo", "lil", "dok"):
+        given = X.asformat(fmt)
+        np.testing.assert_allclose(sparse.predict_proba(given), expected, rtol=1e-9)
+        np.testing.assert_array_equal(sparse.predict(given), dense.predict(X.toarray()))
+    csc = clone(sparse).partial_fit(X.tocsc(), y, classes=[0, 1, 2])
+    csr = clone(sparse).partial_fit(X, y, classes=[0, 1, 2])
+    for a, b in zip(csc.coefs_, csr.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", SPARSE_BACKENDS)
+def test_tfidf_pipeline_learns_sparse_text_features(backend):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    documents, labels = two_topic_documents(400)
+    train, test = slice(0, 300), slice(300, 400)
+    model = make_pipeline(TfidfVectorizer(),
+                          MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=1e-2,
+                                        max_iter=20, random_state=0, backend=backend))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(documents[train], labels[train])
+    features = model[0].transform(documents[test])
+    assert scipy.sparse.issparse(features) and features.shape[1] > 500
+    assert features.nnz < 0.05 * np.prod(features.shape)
+    assert model.score(documents[test], labels[test]) > 0.9
+    # the same network on the dense tf-idf matrix predicts the same probabilities
+    dense = clone(model[1]).fit(model[0].transform(documents[train]).toarray(), labels[train])
+    np.testing.assert_allclose(model.predict_proba(documents[test]),
+                               dense.predict_proba(features.toarray()), rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", SPARSE_BACKENDS)
+def test_one_hot_pipeline_equals_the_dense_one_hot_pipeline(backend):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    colours = np.array(["red", "green", "blue", "grey"])
+    X = np.column_stack([rng.choice(colours, 300), rng.choice(["s", "m", "l"], 300),
+                         rng.integers(0, 20, 300).astype(str)])
+    y = ((X[:, 0] == "red") | (X[:, 1] == "l")).astype(int)
+    mlp = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=1e-2, max_iter=30,
+                        random_state=0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sparse = make_pipeline(OneHotEncoder(), clone(mlp)).fit(X, y)
+        dense = make_pipeline(OneHotEncoder(sparse_output=False), clone(mlp)).fit(X, y)
+    assert scipy.sparse.issparse(sparse[0].transform(X))
+    assert sparse.score(X, y) > 0.95
+    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X), rtol=1e-9)

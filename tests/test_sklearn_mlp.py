@@ -1,6 +1,7 @@
 # scikit-learn 1.9.1's sklearn/neural_network/tests/test_mlp.py (BSD-3-Clause, the
 # scikit-learn developers), copied unchanged but for the import of the estimators,
-# which are fastnn's.  Tests that still fail are marked xfail below with the reason.
+# which are fastnn's.  A test that failed would be marked xfail at the end of the file, with
+# the reason (strict: a pass is news); none is.
 """
 Testing for Multi-layer Perceptron module (sklearn.neural_network)
 """
@@ -1121,9 +1122,3 @@ def test_minimum_input_sample_size():
     with pytest.raises(ValueError, match="The validation set is too small"):
         model.fit(X, y)
 
-
-# --- fastnn: the tests that still fail, each with its reason (strict: a pass is news) ---
-test_sparse_matrices = pytest.mark.xfail(
-    reason="sparse X is issue 14 (sparse first-layer kernels); until then fastnn.sklearn "
-           "refuses scipy.sparse input with scikit-learn's TypeError", strict=True,
-    raises=TypeError)(test_sparse_matrices)
