@@ -36,6 +36,7 @@ from fastnn.kernels import compiler as _compiler  # noqa: E402
 from fastnn.kernels import config as _config  # noqa: E402
 from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels import plans as _plans  # noqa: E402
+from fastnn.kernels import sparse_input as _sparse  # noqa: E402
 from fastnn.kernels.leaves import address_table, unit_list  # noqa: E402
 from fastnn.kernels.native_calls import (  # noqa: E402
     DELTA_LEAF,
@@ -48,11 +49,10 @@ from fastnn.kernels.native_calls import (  # noqa: E402
     SGD_LEAF,
 )
 from fastnn.kernels.per_sample import per_sample_sgd_epoch  # noqa: E402
-from fastnn.kernels import sparse_input as _sparse  # noqa: E402
 from fastnn.layout import layer_table, n_params, n_units, weight_view  # noqa: E402
-from fastnn.sparse_format import csr_parts, is_sparse  # noqa: E402
 from fastnn.optim import kernel_path  # noqa: E402
 from fastnn.optim import step_settings as _step_settings  # noqa: E402
+from fastnn.sparse_format import csr_parts, is_sparse  # noqa: E402
 
 # before any kernel is called, so nothing stale is loaded
 if _config.CACHE:

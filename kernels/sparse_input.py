@@ -420,7 +420,6 @@ def sparse_forward(leaves, params, table, hidden, data, indices, indptr, WT, act
     the rows); ``no_order`` an empty int64 vector; ``plan`` the FORWARD steps above
     the first layer (the first of :func:`upper_plans`).
     """
-    L = table.shape[0]
     n = indptr.shape[0] - 1
     first = table[0, 0] * 0
     s = step_scalars(params, settings, step_count_zero(table))
@@ -442,7 +441,6 @@ def sparse_backward(leaves, params, grad, table, hidden, data, indices, indptr, 
     first weight gradient is made in, transposed; the others as for
     :func:`sparse_forward`.
     """
-    L = table.shape[0]
     n = indptr.shape[0] - 1
     first = table[0, 0] * 0
     s = step_scalars(params, settings, step_count_zero(table))
