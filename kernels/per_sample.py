@@ -44,6 +44,45 @@ def _dot_rows(alpha, A, B, beta, C):
     rows_times_transposed(alpha, A, B, beta, C)
 
 
+@njit(**INTERNAL)
+def upper_forward(params, table, hidden, acts, s):
+    """One row's forward pass above the first layer, whose block of ``acts`` (1, d_1)
+    holds ``A_1``: ``A_l ← g_l(A_{l-1} W_l^T + b_l)``, the logits in the last block."""
+    L = table.shape[0]
+    one = np.int64(1)
+    for l in range(1, L):
+        Z = workspace_block(acts, table, l, one)
+        _dot_rows(s.one, workspace_block(acts, table, l - 1, one), weight_view(params, table, l),
+                  s.zero, Z)
+        code = hidden[l] if l < L - 1 else codes.IDENTITY
+        bias_activate(Z, bias_view(params, table, l), code, 0, 1, 0, Z.shape[1])
+
+
+@njit(inline="always")
+def bias_step(b, D, lr):
+    """``b ← b - lr δ`` for one row's delta ``D`` (1, d)."""
+    for j in range(b.shape[0]):
+        b[j] -= lr * D[0, j]  # Σ_rows δ of one row
+
+
+@njit(**INTERNAL)
+def upper_backward_sgd(params, table, hidden, acts, deltas, s):
+    """One row's backward pass down to the first layer's delta ``δ_1`` (in its block of
+    ``deltas``, from ``δ_L`` in the last), with the plain SGD step of every layer above
+    the first: each ``δ_{l-1}`` is made from ``W_l`` before ``W_l`` changes."""
+    L = table.shape[0]
+    one = np.int64(1)
+    for l in range(L - 1, 0, -1):
+        D = workspace_block(deltas, table, l, one)
+        W = weight_view(params, table, l)
+        A_prev = workspace_block(acts, table, l - 1, one)
+        D_prev = workspace_block(deltas, table, l - 1, one)
+        rows_times(s.one, D, W, s.zero, D_prev)
+        multiply_derivative(D_prev, A_prev, hidden[l - 1], s.one, 0, 1, 0, D_prev.shape[1])
+        low_rank_update(-s.lr, D, A_prev, s.keep, W)
+        bias_step(bias_view(params, table, l), D, s.lr)
+
+
 @njit(**COMPILED)
 def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, Y, weights,
                          order, settings, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
@@ -75,15 +114,13 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
                 gather_rows(X, order, r + 1, following)
                 current, following = following, current
             continue
-        for l in range(L):
-            Z = workspace_block(acts, table, l, one)
-            # after the previous step's update made this row's first product,
-            # only its bias and activation are left
-            if l > 0 or not first_product_ready:
-                A = current if l == 0 else workspace_block(acts, table, l - 1, one)
-                _dot_rows(s.one, A, weight_view(params, table, l), s.zero, Z)
-            code = hidden[l] if l < L - 1 else codes.IDENTITY
-            bias_activate(Z, bias_view(params, table, l), code, 0, 1, 0, Z.shape[1])
+        # after the previous step's update made this row's first product, only
+        # its bias and activation are left
+        if not first_product_ready:
+            _dot_rows(s.one, current, W0, s.zero, Z0)
+        bias_activate(Z0, bias_view(params, table, first), hidden[0] if L > 1 else codes.IDENTITY,
+                      0, 1, 0, Z0.shape[1])
+        upper_forward(params, table, hidden, acts, s)
         # called, not through its address: linked into this loop, LLVM inlines it
         loss, errors = output_pass(output, workspace_block(acts, table, L - 1, one), ybuf, wbuf,
                                    1.0 / wbuf[0], workspace_block(deltas, table, L - 1, one),
@@ -94,23 +131,11 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
         if r + 1 < m:
             gather_rows(X, order, r + 1, following)
         first_product_ready = r + 1 < m
-        for l in range(L - 1, -1, -1):
-            D = workspace_block(deltas, table, l, one)
-            W = weight_view(params, table, l)
-            if l > 0:
-                # δ_{l-1} from W_l before W_l changes, then the step of layer l
-                A_prev = workspace_block(acts, table, l - 1, one)
-                D_prev = workspace_block(deltas, table, l - 1, one)
-                rows_times(s.one, D, W, s.zero, D_prev)
-                multiply_derivative(D_prev, A_prev, hidden[l - 1], s.one, 0, 1, 0,
-                                    D_prev.shape[1])
-                low_rank_update(-s.lr, D, A_prev, s.keep, W)
-            elif first_product_ready:
-                # the first layer's step and the next row's first product, one pass
-                rank1_update_then_dot(-s.lr, D0, current, s.keep, W0, following, Z0)
-            else:
-                low_rank_update(-s.lr, D0, current, s.keep, W0)
-            b = bias_view(params, table, l)
-            for j in range(b.shape[0]):
-                b[j] -= s.lr * D[0, j]  # Σ_rows δ of one row
+        upper_backward_sgd(params, table, hidden, acts, deltas, s)
+        if first_product_ready:
+            # the first layer's step and the next row's first product, one pass
+            rank1_update_then_dot(-s.lr, D0, current, s.keep, W0, following, Z0)
+        else:
+            low_rank_update(-s.lr, D0, current, s.keep, W0)
+        bias_step(bias_view(params, table, first), D0, s.lr)
         current, following = following, current

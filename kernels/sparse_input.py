@@ -44,6 +44,7 @@ from fastnn.kernels.elementwise import bias_activate, column_sums, gather_rows, 
 from fastnn.kernels.layer_steps import DELTA, FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
+from fastnn.kernels.per_sample import upper_backward_sgd, upper_forward
 from fastnn.kernels.update_rules import clip_gradient, count_step, step_scalars
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
 
@@ -350,6 +351,9 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
     code = _first_layer_code(hidden, table)
     m = order.shape[0]
     n_batches = (m + batch_size - 1) // batch_size
+    # per-sample SGD: the layers above the first by the loops of the dense
+    # per-sample epoch, not through the layer steps' addresses (3-4 µs a row)
+    one_row = batch_size == 1 and mode == PLAIN_SGD
     for b in range(n_batches):
         start = b * batch_size
         n = min(batch_size, m - start)
@@ -369,13 +373,19 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
         Z0 = workspace_block(acts, table, first, n)
         first_layer_product(data, indices, indptr, order, start, n, WT, Z0, scratch, n_blocks)
         bias_activate(Z0, bias_view(params, table, first), code, 0, n, 0, d1)
-        upper_steps(leaves, plans[0], n, buffers, s, n_blocks)
+        if one_row:
+            upper_forward(params, table, hidden, acts, s)
+        else:
+            upper_steps(leaves, plans[0], n, buffers, s, n_blocks)
         loss, errors = call_output(leaves[OUTPUT_LEAF], (
             output, workspace_block(acts, table, L - 1, n), yb, wb, 1.0 / total_weight,
             workspace_block(deltas, table, L - 1, n), OUTPUT_DELTA))
         if mode == STEPPED:
             s = step_scalars(params, settings, count_step(settings, step))
-        upper_steps(leaves, plans[1], n, buffers, s, n_blocks)
+        if one_row:
+            upper_backward_sgd(params, table, hidden, acts, deltas, s)
+        else:
+            upper_steps(leaves, plans[1], n, buffers, s, n_blocks)
         D0 = workspace_block(deltas, table, first, n)
         bias = bias_view(params, table, first)
         sums = bias_view(grad, table, first)
