@@ -306,9 +306,8 @@ class TrainingRun:
         """The compiled paths of the kernels this fit runs (distributed: its own)."""
         path = kernel_path(settings, self.batch)
         if self._sparse_inputs():
-            # one loop over CSR rows for every batch size: per-sample SGD is its plain SGD
-            return (["sparse-" + ("sgd" if path == "per-sample" else path)]
-                    + self._evaluation_paths(False))
+            # the CSR paths compile no forward pass of their own for the validation data
+            return ["sparse-" + path] + self._evaluation_paths(False)
         return [path] + self._evaluation_paths(self.batch != 1)
 
     def _prepare_kernels(self, settings):

@@ -239,20 +239,24 @@ def optimizer_step(params, grad, state, table, settings, step):
 def _sparse_training_call(path, params, grad, state, table, hidden, output, csr, Y, weights,
                           order, batch_size, settings, step, ybuf, wbuf, acts, deltas,
                           batch_stats):
-    # one loop for every optimizer and batch size; per-sample SGD is plain SGD
+    # one mini-batch loop for every optimizer; per-sample SGD has a loop of its own
     mode = _SPARSE_MODES[path]
-    slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
-                               SGD_LEAF if mode == _sparse.PLAIN_SGD else GRADIENT_LEAF))
+    if path == "per-sample":
+        entry, slots, n_threads = _sparse.sparse_per_sample_epoch, (), 1
+    else:
+        entry = _sparse.sparse_train_epoch
+        slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
+                                   SGD_LEAF if mode == _sparse.PLAIN_SGD else GRADIENT_LEAF))
     indptr = csr[2]
     # room for the entries of the longest rows, a batch of them (or all there are)
     longest = int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
     capacity = min(int(indptr[-1] - indptr[0]), batch_size * longest)
     scratch = _update_scratch(params.dtype, table[0, 0], capacity, n_threads)
-    return (_sparse.sparse_train_epoch,
+    return (entry,
             (_NO_LEAVES, params, grad, state, table, hidden, output, *csr, Y, weights, order,
              batch_size, settings, step, mode, _sparse.upper_plans(table.shape[0], mode), ybuf,
              wbuf, acts, deltas, batch_stats, n_threads, _stand_in(params.dtype), scratch),
-            slots, PATHS["sparse-" + ("sgd" if path == "per-sample" else path)])
+            slots, PATHS["sparse-" + path])
 
 
 def _training_call(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
@@ -328,9 +332,10 @@ def _dummy_calls(dtype, path):
     if path.startswith("sparse-"):
         training = path[len("sparse-"):]
         settings = _step_settings(dtype, **_PATH_SETTINGS[training])
+        batch = 1 if training == "per-sample" else 2
         return [_sparse_training_call(training, params, grad, state, table, hidden, 0, csr, Y,
-                                      weights, np.arange(2, dtype=np.int64), 2, settings, step,
-                                      Y, weights, acts, deltas, np.zeros((1, 3)))]
+                                      weights, np.arange(2, dtype=np.int64), batch, settings,
+                                      step, Y, weights, acts, deltas, np.zeros((2, 3)))]
     if path == "forward":
         return [_forward_call(params, table, hidden, X, acts)]
     if path == "backward":
@@ -348,6 +353,7 @@ def _dummy_calls(dtype, path):
 PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gradient",
          "per-sample": "per-sample SGD", "forward": "forward-pass", "backward": "backward-pass",
          "optimizer-step": "optimizer-step", "sparse-sgd": "sparse-input SGD",
+         "sparse-per-sample": "sparse-input per-sample SGD",
          "sparse-step": "sparse-input SGD-with-momentum/Adam",
          "sparse-clipped": "sparse-input clipped-gradient",
          "sparse-forward": "sparse-input forward-pass",
@@ -356,7 +362,8 @@ PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gra
 _SPARSE_MODES = {"sgd": _sparse.PLAIN_SGD, "per-sample": _sparse.PLAIN_SGD,
                  "step": _sparse.STEPPED, "clipped": _sparse.CLIPPED}
 #: where the sparse entry points take ``X``'s indices among their arguments
-_INDEX_ARGUMENT = {_sparse.sparse_train_epoch: 8, _sparse.sparse_forward: 5,
+_INDEX_ARGUMENT = {_sparse.sparse_train_epoch: 8, _sparse.sparse_per_sample_epoch: 8,
+                   _sparse.sparse_forward: 5,
                    _sparse.sparse_backward: 6}
 _STAND_INS = {np.dtype(t): np.zeros((1, 1), dtype=t) for t in (np.float32, np.float64)}
 #: settings that take each training path
@@ -375,8 +382,8 @@ def prepare(dtype, paths, sharing=None):
         Keys of :data:`PATHS`: a training path (:func:`fastnn.optim.kernel_path`),
         ``"forward"`` (inference and evaluation), ``"backward"``,
         ``"optimizer-step"``; ``"sparse-"`` before ``"sgd"``, ``"step"``,
-        ``"clipped"``, ``"forward"`` or ``"backward"`` for a CSR ``X`` with int32
-        indices (per-sample SGD on CSR rows is ``"sparse-sgd"``).
+        ``"per-sample"``, ``"clipped"``, ``"forward"`` or ``"backward"`` for a CSR
+        ``X`` with int32 indices.
     sharing : fastnn.kernels.compiler.Sharing, optional
         Other processes (MPI ranks) preparing at the same time, to share the
         compiling with; every one of them must call this.

@@ -44,7 +44,8 @@ from fastnn.kernels.elementwise import bias_activate, column_sums, gather_rows, 
 from fastnn.kernels.layer_steps import DELTA, FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
-from fastnn.kernels.per_sample import upper_backward_sgd, upper_forward
+from fastnn.kernels.outputs import output_pass
+from fastnn.kernels.per_sample import bias_step, upper_backward_sgd, upper_forward
 from fastnn.kernels.update_rules import clip_gradient, count_step, step_scalars
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
 
@@ -351,9 +352,6 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
     code = _first_layer_code(hidden, table)
     m = order.shape[0]
     n_batches = (m + batch_size - 1) // batch_size
-    # per-sample SGD: the layers above the first by the loops of the dense
-    # per-sample epoch, not through the layer steps' addresses (3-4 µs a row)
-    one_row = batch_size == 1 and mode == PLAIN_SGD
     for b in range(n_batches):
         start = b * batch_size
         n = min(batch_size, m - start)
@@ -373,19 +371,13 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
         Z0 = workspace_block(acts, table, first, n)
         first_layer_product(data, indices, indptr, order, start, n, WT, Z0, scratch, n_blocks)
         bias_activate(Z0, bias_view(params, table, first), code, 0, n, 0, d1)
-        if one_row:
-            upper_forward(params, table, hidden, acts, s)
-        else:
-            upper_steps(leaves, plans[0], n, buffers, s, n_blocks)
+        upper_steps(leaves, plans[0], n, buffers, s, n_blocks)
         loss, errors = call_output(leaves[OUTPUT_LEAF], (
             output, workspace_block(acts, table, L - 1, n), yb, wb, 1.0 / total_weight,
             workspace_block(deltas, table, L - 1, n), OUTPUT_DELTA))
         if mode == STEPPED:
             s = step_scalars(params, settings, count_step(settings, step))
-        if one_row:
-            upper_backward_sgd(params, table, hidden, acts, deltas, s)
-        else:
-            upper_steps(leaves, plans[1], n, buffers, s, n_blocks)
+        upper_steps(leaves, plans[1], n, buffers, s, n_blocks)
         D0 = workspace_block(deltas, table, first, n)
         bias = bias_view(params, table, first)
         sums = bias_view(grad, table, first)
@@ -416,6 +408,61 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
     if stateful:
         for row in range(state.shape[0]):
             _transpose_block(state[row], grad, w_start, d0, d1)
+
+
+@njit(**COMPILED)
+def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, data, indices,
+                            indptr, Y, weights, order, batch_size, settings, step, mode, plans,
+                            ybuf, wbuf, acts, deltas, batch_stats, n_blocks, stand_in, scratch):
+    """Per-sample plain SGD over the rows ``X[order]`` of a CSR ``X``: the arguments of
+    :func:`sparse_train_epoch` with ``batch_size`` 1 and ``mode`` PLAIN_SGD (``leaves``,
+    ``state``, ``step``, ``plans``, ``n_blocks``, ``stand_in`` and ``scratch`` are not
+    read).
+
+    One row is never worth waking a thread for, and it is too little work for
+    a call per layer step (3-4 µs a row through their addresses): the layers
+    above the first take the dense per-sample epoch's loops
+    (:func:`fastnn.kernels.per_sample.upper_forward` and
+    :func:`~fastnn.kernels.per_sample.upper_backward_sgd`), the first layer
+    :func:`csr_times` and :func:`csr_scatter`, and the output pass is linked
+    in.  A fit compiles this loop alone: no layer step, no parallel code.
+    """
+    L = table.shape[0]
+    d0 = table[0, 0]
+    d1 = table[0, 1]
+    first = table[0, 0] * 0
+    one = first + 1
+    w_start = table[0, 2]
+    _transpose_block(params, grad, w_start, d1, d0)
+    WT = matrix(params, w_start, d0, d1)
+    Z0 = workspace_block(acts, table, first, one)
+    D0 = workspace_block(deltas, table, first, one)
+    bias = bias_view(params, table, first)
+    code = _first_layer_code(hidden, table)
+    s = step_scalars(params, settings, step[0])
+    for r in range(order.shape[0]):
+        if gather_values(weights, order, r, wbuf) == 0:
+            batch_stats[r, 0] = 0.0  # a zero-weight row takes no step
+            batch_stats[r, 1] = 0.0
+            batch_stats[r, 2] = 0.0
+            continue
+        gather_rows(Y, order, r, ybuf)
+        csr_times(data, indices, indptr, order, r, 0, 1, WT, Z0)
+        bias_activate(Z0, bias, code, 0, 1, 0, d1)
+        upper_forward(params, table, hidden, acts, s)
+        loss, errors = output_pass(output, workspace_block(acts, table, L - 1, one), ybuf, wbuf,
+                                   1.0 / wbuf[0], workspace_block(deltas, table, L - 1, one),
+                                   np.int64(OUTPUT_DELTA))
+        batch_stats[r, 0] = loss / wbuf[0]
+        batch_stats[r, 1] = errors / wbuf[0]
+        batch_stats[r, 2] = wbuf[0]
+        upper_backward_sgd(params, table, hidden, acts, deltas, s)
+        if s.keep != 1:
+            for e in range(w_start, w_start + d0 * d1):
+                params[e] *= s.keep
+        csr_scatter(-s.lr, data, indices, indptr, order, r, one, D0, WT)
+        bias_step(bias, D0, s.lr)
+    _transpose_block(params, grad, w_start, d0, d1)
 
 
 @njit(**COMPILED)

@@ -72,7 +72,8 @@ def sweep(densities, rows, batch_size, rounds, n_threads):
 def table(results, rows, batch_size, n_threads):
     lines = [f"{rows:,} rows x 784, 784-200-10 relu/softmax, float32, plain SGD, batch "
              f"{batch_size}, {n_threads} thread(s), {platform.processor() or platform.machine()}",
-             "", "| density | dense epoch | CSR epoch | CSR / dense | CSR conversion / dense epoch |",
+             "", "| density | dense epoch | CSR epoch | CSR / dense "
+             "| CSR conversion / dense epoch |",
              "|---:|---:|---:|---:|---:|"]
     for density, (dense, sparse, convert) in results.items():
         lines.append(f"| {density:.1%} | {dense:.3f} s | {sparse:.3f} s | {sparse / dense:.2f} | "

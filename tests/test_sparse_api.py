@@ -286,7 +286,7 @@ def test_a_bad_streamed_sparse_block_names_its_rows_and_changes_nothing(backend)
 @pytest.mark.parametrize("options, paths", [
     (dict(), ["sparse-sgd"]),
     (dict(momentum=0.9, validation_split=0.2), ["sparse-step", "sparse-forward"]),
-    (dict(batch_size=1, validation_split=0.2), ["sparse-sgd", "sparse-forward"]),
+    (dict(batch_size=1, validation_split=0.2), ["sparse-per-sample", "sparse-forward"]),
     (dict(clip_norm=1.0, validation_data="dense"), ["sparse-clipped", "forward"]),
 ], ids=["sgd", "momentum-validated", "per-sample-validated", "clipped-dense-validation"])
 def test_a_sparse_fit_prepares_its_kernels_before_the_first_epoch(monkeypatch, options, paths):

@@ -212,8 +212,8 @@ def test_gradient_matches_finite_differences(activation, output, backend):
 def test_prepare_compiles_the_sparse_paths():
     """``prepare`` takes the sparse paths by name, and a fit's first epoch then compiles
     nothing more."""
-    for path in ("sparse-sgd", "sparse-step", "sparse-clipped", "sparse-forward",
-                 "sparse-backward"):
+    for path in ("sparse-sgd", "sparse-step", "sparse-clipped", "sparse-per-sample",
+                 "sparse-forward", "sparse-backward"):
         assert path in kernels.PATHS
         kernels.prepare("float64", [path])
     assert kernels.prepare("float64", ["sparse-sgd", "sparse-forward"]) == 0.0
