@@ -229,3 +229,31 @@ def test_workspace_layout_is_the_reference_layout():
     np.testing.assert_allclose(workspace_block(ws.acts, case.table, 0, 4),
                                np.maximum(expected, 0), rtol=1e-12)
     assert case.net.params.size == n_params(case.table)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_threaded_first_layer_gives_the_one_thread_numbers(optimizer):
+    """Batches big enough for the threaded product (split by rows) and the threaded
+    update grouped by column (split by columns): the same bits on one thread and two,
+    and the reference's numbers.  No hidden layer: the dense layers' products above
+    the first may round differently on two threads (their split changes BLAS's
+    blocking), the first layer's sums may not."""
+    from fastnn.threads import available_threads, thread_scope
+    if available_threads() < 2:
+        pytest.skip("needs 2 threads")
+    n, batch = 240, 120
+    case = KernelCase([300, 40], "relu", "softmax", "float64", n)
+    case.X = awkward_csr(n, 300, case.dtype, "int32", per_row=20)
+    entries = np.diff(case.X.indptr)[:batch].sum()
+    assert entries >= 300 and entries * 40 >= 1 << 16  # grouped, and threaded
+    settings = step_settings("float64", lr=0.02, **OPTIMIZER_CASES[optimizer])
+    order = np.random.default_rng(1).permutation(n)
+    results = {}
+    for n_threads in (1, 2):
+        with thread_scope(n_threads, "numba"):
+            results[n_threads] = _epoch(kernels, case, case.X, settings, optimizer, order, batch)
+    with thread_scope(1, "numpy"):
+        expected = _epoch(reference, case, case.X, settings, optimizer, order, batch)
+    for one, two in zip(results[1], results[2]):
+        np.testing.assert_array_equal(one, two)
+    assert relative_error(results[2][0], expected[0]) <= 10 * PARITY_RTOL["float64"]
