@@ -80,9 +80,13 @@ def _slots(slots):
 
 
 def _units(entry, args, dtype, slots):
-    """The compiled functions one call needs: the layer steps in ``slots`` and the
-    entry point for ``args`` (its arguments, with ``_NO_LEAVES`` for the table)."""
-    return unit_list(dtype, slots) + [(entry, tuple(entry.typeof_pyval(a) for a in args))]
+    """The compiled functions one call needs: the layer steps in ``slots``, the
+    functions the entry point links in that are worth compiling on their own
+    (the sparse first layer's), and the entry point for ``args`` (its
+    arguments, with ``_NO_LEAVES`` for the table)."""
+    signature = tuple(entry.typeof_pyval(a) for a in args)
+    return (unit_list(dtype, slots) + _sparse.linked_units(entry, signature)
+            + [(entry, signature)])
 
 
 def _key(entry, args, dtype, slots):
@@ -102,7 +106,8 @@ def _prepare(calls, dtype, sharing=None):
             sharing.wait()  # the others wait for this process too
         return 0.0
     seconds = _compiler.prepare([(what, _units(entry, args, dtype, slots))
-                                 for entry, args, slots, what in todo], dtype.name, sharing)
+                                 for entry, args, slots, what in todo], dtype.name, sharing,
+                                after=_sparse.LINKING)
     _prepared.update(_key(entry, args, dtype, slots) for entry, args, slots, _ in todo)
     return seconds
 

@@ -43,7 +43,7 @@ logger = logging.getLogger("fastnn")
 #: enough to share; the units divide themselves (see claim)
 COST = {"run_plan": 2.8, "gradient_step": 3.0, "sgd_step": 2.4, "output_pass": 1.8,
         "delta_step": 1.8, "forward_step": 1.8, "parallel_step": 1.4,
-        "per_sample_sgd_epoch": 2.8}
+        "per_sample_sgd_epoch": 2.8, "first_layer_product": 6.7, "first_layer_update": 2.9}
 #: compile in two processes only when this much (seconds) is to be compiled
 PARALLEL_THRESHOLD = 5.0
 #: give up on the other process after this many seconds (and compile here)
@@ -164,7 +164,7 @@ class Sharing:
         self.claims, self.wait, self.notify = claims, wait, notify
 
 
-def prepare(groups, dtype_name, sharing=None):
+def prepare(groups, dtype_name, sharing=None, after=()):
     """Compile, or load from the cache, the units of every group.
 
     Parameters
@@ -176,6 +176,10 @@ def prepare(groups, dtype_name, sharing=None):
     sharing : Sharing, optional
         Other processes preparing the same at the same time (MPI ranks); then
         no second compile process is started.
+    after : collection of numba Dispatcher
+        Units that call others of the list directly (linked, not through an
+        address): compiled here once the shared part is done, so that their
+        callees load from the cache instead of being compiled twice.
 
     Returns
     -------
@@ -201,10 +205,11 @@ def prepare(groups, dtype_name, sharing=None):
         logger.warning("fastnn: compiling %s (%s)", what,
                        "first use on this machine; cached afterwards" if CACHE
                        else "no writable cache: compiled in every new process")
+    shared = [(d, s) for d, s in to_compile if d not in after]
     if sharing is not None:
-        _compile_shared(to_compile, sharing)
+        _compile_shared(shared, sharing)
     else:
-        _compile_here_and_in_a_worker(missing, to_compile)
+        _compile_here_and_in_a_worker([(d, s) for d, s in missing if d not in after], shared)
     # loaded from the cache the other processes filled (or compiled here if they failed)
     for dispatcher, signature in missing:
         dispatcher.compile(signature)

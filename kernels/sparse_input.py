@@ -61,7 +61,7 @@ def _row(order, start, i):
     return start + i if order.shape[0] == 0 else order[start + i]
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def csr_times(data, indices, indptr, order, start, i0, i1, WT, Z):
     """``Z[i] ← Σ_k data[k] WT[indices[k]]`` over the entries of the batch's rows ``i0:i1``.
 
@@ -107,7 +107,7 @@ def csr_times(data, indices, indptr, order, start, i0, i1, WT, Z):
             k += 1
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
     """``GT[indices[k]] += alpha · data[k] · D[i]`` over the entries of the batch's row ``i``:
     ``GT += alpha (δᵀ X_batch)ᵀ``, only in the rows of ``GT`` the batch uses.
@@ -127,7 +127,7 @@ def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
                 g[j] += a * delta[j]
 
 
-@njit(inline="always")
+@njit(**INTERNAL)
 def grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, j0, j1, counts,
                    entry_rows, entry_values):
     """:func:`csr_scatter` for the columns ``j0:j1`` of ``X`` (rows of ``GT``), their
@@ -187,25 +187,33 @@ def grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, j0, j1,
             p += 1
 
 
-@njit(**INTERNAL, parallel=True)
-def parallel_product(data, indices, indptr, order, start, n, WT, Z, n_blocks):
-    """:func:`csr_times` of the batch on ``n_blocks`` threads, split by its rows."""
-    for t in prange(n_blocks):
-        csr_times(data, indices, indptr, order, start, t * n // n_blocks,
-                  (t + 1) * n // n_blocks, WT, Z)
+#: what :func:`parallel_first_layer` runs (an int64 argument, not a literal: one
+#: specialisation for both)
+PRODUCT = 0
+GROUPED_UPDATE = 1
 
 
 @njit(**INTERNAL, parallel=True)
-def parallel_grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, counts,
-                            entry_rows, entry_values, n_blocks):
-    """:func:`grouped_update` of the batch on ``n_blocks`` threads, split by the columns
-    of ``X``: each thread owns whole rows of ``GT`` (and a row of ``entry_rows`` and
-    ``entry_values``).  The sums do not depend on the split."""
-    d0 = GT.shape[0]
+def parallel_first_layer(kind, alpha, data, indices, indptr, order, start, n, M, WT, counts,
+                         entry_rows, entry_values, n_blocks):
+    """The first layer's product (``kind`` PRODUCT: :func:`csr_times` into ``M``,
+    ``Z_1``, split by the batch's rows) or its grouped update (GROUPED_UPDATE:
+    :func:`grouped_update` of ``WT`` from ``M``, ``δ_1``, split by the columns of
+    ``X``: each thread owns whole rows of ``WT``, and a row of ``entry_rows`` and
+    ``entry_values``) on ``n_blocks`` threads.  Neither depends on the split.
+
+    One parallel function for both: each ``parallel=True`` function compiles
+    for seconds.
+    """
+    d0 = WT.shape[0]
     for t in prange(n_blocks):
-        grouped_update(alpha, data, indices, indptr, order, start, n, D, GT,
-                       t * d0 // n_blocks, (t + 1) * d0 // n_blocks, counts, entry_rows[t],
-                       entry_values[t])
+        if kind == PRODUCT:
+            csr_times(data, indices, indptr, order, start, t * n // n_blocks,
+                      (t + 1) * n // n_blocks, WT, M)
+        else:
+            grouped_update(alpha, data, indices, indptr, order, start, n, M, WT,
+                           t * d0 // n_blocks, (t + 1) * d0 // n_blocks, counts, entry_rows[t],
+                           entry_values[t])
 
 
 @njit(inline="always")
@@ -218,8 +226,9 @@ def _entries(indptr, order, start, n):
     return total
 
 
-# compiled on their own, not inlined: each has more than one call site, and each
-# call site of an inlined function is compiled again
+# compiled on their own, not inlined (as are csr_times, csr_scatter and
+# grouped_update): each has more than one call site, and each call site of an
+# inlined function is compiled again
 @njit(**INTERNAL)
 def first_layer_product(data, indices, indptr, order, start, n, WT, Z, scratch, n_blocks):
     """``Z ← X_batch WT`` (n, d_1), on the threads when it is big enough to pay for them.
@@ -229,7 +238,9 @@ def first_layer_product(data, indices, indptr, order, start, n, WT, Z, scratch, 
     """
     work = _entries(indptr, order, start, n) * WT.shape[1]
     if n_blocks > 1 and n >= n_blocks and work >= MIN_PARALLEL_MULTIPLY_ADDS:
-        parallel_product(data, indices, indptr, order, start, n, WT, Z, n_blocks)
+        counts, entry_rows, entry_values = scratch
+        parallel_first_layer(np.int64(PRODUCT), WT[0, 0], data, indices, indptr, order, start,
+                             n, Z, WT, counts, entry_rows, entry_values, n_blocks)
     else:
         csr_times(data, indices, indptr, order, start, 0, n, WT, Z)
 
@@ -253,8 +264,8 @@ def first_layer_update(alpha, data, indices, indptr, order, start, n, D, GT, scr
     if entries < d0:
         csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT)
     elif n_blocks > 1 and entries * d1 >= MIN_PARALLEL_MULTIPLY_ADDS:
-        parallel_grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, counts,
-                                entry_rows, entry_values, n_blocks)
+        parallel_first_layer(np.int64(GROUPED_UPDATE), alpha, data, indices, indptr, order,
+                             start, n, D, GT, counts, entry_rows, entry_values, n_blocks)
     else:
         grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, 0, d0, counts,
                        entry_rows[0], entry_values[0])
@@ -527,3 +538,35 @@ def sparse_backward(leaves, params, grad, table, hidden, data, indices, indptr, 
 def step_count_zero(table):
     # no optimizer step is counted by a pass: its scalars are those of step 0
     return table[0, 0] * 0
+
+
+#: the entry points that link in the first layer's functions, and where their
+#: signatures' argument types are: ``X``'s three arrays, the row order, a
+#: scalar of the dtype (``params`` stands in: its dtype), the scratch
+_LINKED = {sparse_train_epoch: ((7, 8, 9), 12, 1, 25, (first_layer_product, first_layer_update)),
+           sparse_forward: ((4, 5, 6), 12, 1, 13, (first_layer_product,)),
+           sparse_backward: ((5, 6, 7), 14, 1, 15, (first_layer_update,))}
+#: the entry points compiled after the functions they link (kernels.compiler.prepare's after)
+LINKING = frozenset(_LINKED)
+
+
+def linked_units(entry, signature):
+    """``[(dispatcher, signature)]`` of the first layer's functions that ``entry``, called
+    with the Numba types ``signature``, links in (none for other entry points).
+
+    Compiled as units of their own, the two compile processes can share them
+    (:mod:`fastnn.kernels.compiler`): the entry point alone took 7.8 s of the
+    17.4 it took with them (2-core Zen 3, float32).
+    """
+    from numba import types
+
+    if entry not in _LINKED:
+        return []
+    csr, order, like, scratch, functions = _LINKED[entry]
+    arrays = tuple(signature[i] for i in csr) + (signature[order],)
+    dtype = signature[like].dtype
+    matrix_type = types.Array(dtype, 2, "C")
+    i = types.int64
+    tail = (i, i, matrix_type, matrix_type, signature[scratch], i)
+    units = {first_layer_product: arrays + tail, first_layer_update: (dtype,) + arrays + tail}
+    return [(function, units[function]) for function in functions]

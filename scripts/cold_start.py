@@ -43,6 +43,10 @@ PATHS = {
     "per-sample-float32": ({}, "float32", 1, "fit"),
     "streamed-float32": ({}, "float32", 32, "stream"),
     "mpi-float32": ({}, "float32", 32, "mpi"),
+    # the digits as CSR (a baseline from before sparse inputs cannot run these)
+    "sparse-sgd-float32": ({}, "float32", 32, "sparse"),
+    "sparse-momentum-float32": ({"momentum": 0.9}, "float32", 32, "sparse"),
+    "sparse-per-sample-float32": ({}, "float32", 1, "sparse"),
     "sklearn": ({}, "float64", 0, "sklearn"),
 }
 
@@ -71,6 +75,9 @@ else:
         path = os.path.join(tempfile.mkdtemp(), "X.npy")
         np.save(path, X)
         data = np.load(path, mmap_mode="r")
+    elif how == "sparse":
+        import scipy.sparse
+        data = scipy.sparse.csr_array(X)
     else:
         data = X
     if how == "mpi":
@@ -83,7 +90,7 @@ else:
         fit = lambda: net.fit(data, y, epochs=1, batch_size=batch, validation_split=0.1,
                               **keywords)
     first = epoch(fit)
-    net.predict(X[:5])
+    net.predict(data[:5])
     total = time.perf_counter() - started
     steady = epoch(fit)
 print(json.dumps({"total": total, "first": first, "steady": steady}))

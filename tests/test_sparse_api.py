@@ -310,10 +310,10 @@ def test_a_sparse_fit_prepares_its_kernels_before_the_first_epoch(monkeypatch, o
         finally:
             preparing.pop()
 
-    def compile_units(calls, *args):
+    def compile_units(calls, *args, **keywords):
         if not preparing:
             late.append([what for what, _ in calls])
-        return real_compile(calls, *args)
+        return real_compile(calls, *args, **keywords)
 
     monkeypatch.setattr(kernels, "prepare", prepare)
     monkeypatch.setattr(kernels._compiler, "prepare", compile_units)
