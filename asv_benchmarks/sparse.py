@@ -17,16 +17,16 @@ kernels get exactly what ``fit`` and ``predict`` pass them:
 - the dense Numba epoch on the same rows densified, at 20 %:
   :class:`SparseDensifiedTrainEpochSlice`.  The dense path's time does not
   depend on the density (BLAS and the per-sample loop multiply the zeros
-  too), so it is the dense twin of every density; for the forward and backward passes the
-  dense twins are ``kernels.Forward`` and ``kernels.Backward`` at
+  too), so it is the dense twin of every density; the forward and backward
+  passes' dense twins are ``kernels.Forward`` and ``kernels.Backward`` at
   784-200-10, float32, one thread.
 
 The grid is smaller than the dense suite's on purpose: asv runs every
 parameter combination in a new process, about 2.4 s each here with fastnn's
 imports and kernel loads (a skipped one still costs 0.5 s), so the product of
 every axis (4 kernels x 2 backends x 3 densities x 3 batch sizes x 2 dtypes
-x 2 thread counts, 288 combinations) would take 10 minutes even with
-``--quick``.  The fixed settings are the constants below.
+x 2 thread counts, 288 combinations) would take more than 10 minutes even
+with ``--quick``.  The fixed settings are the constants below.
 
 Timing method: as in :mod:`kernels` (one call a sample, set up and reset by
 :func:`common.kernel_case`, the thread scope entered in setup).  A sample
@@ -34,7 +34,7 @@ times the kernel entry point as ``fit`` and ``predict`` call it, so a CSR
 forward or backward pass includes the transposed copy of ``W_1`` (and the
 backward pass its transposed gradient scratch) it makes on every call
 (``kernels/sparse_input.py``); a training epoch transposes ``W_1`` in place
-once an epoch.
+at its start and back at its end.
 """
 
 from .common import (
