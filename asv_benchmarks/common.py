@@ -2,10 +2,10 @@
 
 The kernel contract (docs/design.md, section 7) is the same for :mod:`fastnn.kernels` and
 :mod:`fastnn.reference`.  When its signatures change (optimiser settings,
-sample weights, Adam state), only :class:`KernelCase` has to follow; the
-benchmark modules call ``case.forward()``, ``case.backward()``,
-``case.update()`` and ``case.train_epoch()`` and never spell out an argument
-list.
+sample weights, Adam state, a CSR first-layer input), only :class:`KernelCase`
+has to follow; the benchmark modules call ``case.forward()``,
+``case.backward()``, ``case.update()`` and ``case.train_epoch()`` and never
+spell out an argument list.
 
 As in numpy's ``benchmarks/benchmarks/common.py``, every array comes from a
 seeded generator, so two runs (and two commits) time exactly the same work.
@@ -33,6 +33,28 @@ UPDATE_SETTINGS = {
     "adam": ("adam", {"lr": 1e-3}),
 }
 UPDATE_RULES = tuple(UPDATE_SETTINGS)
+#: the training epoch's rules.  Momentum 0.9 at lr 0.01 takes the steps of
+#: plain SGD at lr 0.1 (lr / (1 - momentum)); at lr 0.1 it would step ten
+#: times as far and may diverge on the random labels
+EPOCH_SETTINGS = {
+    "sgd": ("sgd", {"lr": 0.1}),
+    "momentum": ("sgd", {"lr": 0.01, "momentum": 0.9}),
+}
+EPOCH_RULES = tuple(EPOCH_SETTINGS)
+
+#: densities (stored entries over d_0) of the CSR rows the sparse benchmarks
+#: feed the 784-200-10 network: 8 and 157 pixels a row (MNIST's own density
+#: is about 19 %)
+DENSITIES = (0.01, 0.2)
+#: a text-like shape: a 20,000-word vocabulary, 100 words a row, 20 classes
+SPARSE_NETWORKS = {"20000-128-20": (20_000, 128, 20)}
+TEXT_NETWORK, TEXT_DENSITY = "20000-128-20", 0.005
+SPARSE_BATCH_SIZES = (1, 32, 128)
+#: the text shape's batch sizes: predicting one document or a block of them,
+#: training in mini-batches (at batch size 1 the Numba epoch runs the loop the
+#: 784-wide cases time, and the reference takes seconds)
+TEXT_FORWARD_BATCH_SIZES = (1, 128)
+TEXT_EPOCH_BATCH_SIZES = (32, 128)
 
 #: rows one ``train_epoch`` benchmark call visits: a fraction of an MNIST epoch
 #: (60,000 rows), enough for many mini-batches, small enough for the grid
@@ -68,6 +90,39 @@ def require_threads(n_threads):
     if n_threads > available_threads():
         raise NotImplementedError(f"needs {n_threads} threads; NUMBA_NUM_THREADS is "
                                   f"{available_threads()}")
+
+
+def synthetic_csr(n_rows, n_features, n_classes, density, seed=SEED):
+    """Sparse rows at ``density``: ``round(density * n_features)`` entries a row, and labels.
+
+    Each row holds its entries at distinct random columns (in increasing
+    order), with values in (0, 1]: a fixed number a row, as bag-of-words rows
+    have roughly, so every batch does the same work.
+
+    Parameters
+    ----------
+    n_rows, n_features, n_classes : int
+    density : float
+        In (0, 1].
+    seed : int
+
+    Returns
+    -------
+    X : scipy.sparse.csr_array of float32, shape (n_rows, n_features)
+        int32 indices; ``fastnn``'s conversion makes it the kernels' format.
+    y : ndarray of int64, shape (n_rows,), in ``0..n_classes-1``
+    """
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    per_row = max(1, round(density * n_features))
+    indices = np.concatenate([np.sort(rng.choice(n_features, per_row, replace=False))
+                              for _ in range(n_rows)]).astype(np.int32)
+    # 1 - [0, 1): no stored zeros, which would be entries that cost without counting
+    data = 1.0 - rng.random(n_rows * per_row, dtype=np.float32)
+    indptr = np.arange(0, (n_rows + 1) * per_row, per_row, dtype=np.int32)
+    y = rng.integers(0, n_classes, size=n_rows)
+    return sp.csr_array((data, indices, indptr), shape=(n_rows, n_features)), y
 
 
 def synthetic_mnist(n_rows, n_features=784, n_classes=10, seed=SEED):
@@ -111,22 +166,34 @@ class KernelCase:
     update_rule : str
         A key of :data:`UPDATE_SETTINGS`: what :meth:`update` applies.
     seed : int
+    epoch_rule : str
+        A key of :data:`EPOCH_SETTINGS`: what :meth:`train_epoch` applies.
+    density : float, optional
+        Without it the inputs are the dense rows of :func:`synthetic_mnist`;
+        with it, the rows of :func:`synthetic_csr` at that density.
+    input_format : {"csr", "dense"}
+        With ``density``: pass the rows as the kernels' CSR, converted by
+        ``Architecture.features`` as ``fit`` converts a scipy.sparse ``X``, or
+        the same matrix densified (the dense path on the same numbers).
 
     Attributes
     ----------
     params : ndarray, shape (n_params,)
         The parameters the kernels read and update; :meth:`reset` restores them.
-    X, Y : ndarray, shape (rows, d_0) and (rows, d_L)
-        Converted inputs and dense one-hot targets; ``rows`` is
-        :func:`epoch_rows` of ``batch_size``.
+    X : ndarray or scipy.sparse.csr_array, shape (rows, d_0)
+        Converted inputs; ``rows`` is :func:`epoch_rows` of ``batch_size``.
+    Y : ndarray, shape (rows, d_L)
+        Dense one-hot targets.
     row_weights : ndarray, shape (rows,)
         All ones: the unweighted loss, as ``fit`` passes it without ``sample_weight``.
     """
 
     def __init__(self, sizes, dtype, batch_size, backend, n_threads, update_rule="sgd",
-                 seed=SEED):
+                 seed=SEED, *, epoch_rule="sgd", density=None, input_format="csr"):
         from fastnn import Network
         from fastnn.optim import new_state, step_settings
+        from fastnn.sparse_format import is_sparse
+        from fastnn.validation import take_rows
 
         self.sizes = tuple(sizes)
         self.batch_size = batch_size
@@ -141,11 +208,19 @@ class KernelCase:
         self.output = architecture.output_code
 
         rows = epoch_rows(batch_size)
-        X, y = synthetic_mnist(rows, sizes[0], sizes[-1], seed)
+        self.density = density
+        if density is None:
+            X, y = synthetic_mnist(rows, sizes[0], sizes[-1], seed)
+        else:
+            X, y = synthetic_csr(rows, sizes[0], sizes[-1], density, seed)
+            if input_format == "dense":
+                X = X.toarray()
         self.X = architecture.features(X)
+        self.sparse = is_sparse(self.X)
         self.Y = architecture.targets(y, rows)
         self.row_weights = np.ones(rows, dtype=self.dtype)
-        self.X_batch = self.X[:batch_size]  # C-contiguous: a leading slice
+        # dense: a leading slice, C-contiguous; CSR: its rows in the kernels' format
+        self.X_batch = take_rows(self.X, slice(0, batch_size))
         self.Y_batch = self.Y[:batch_size]
         self.weights_batch = self.row_weights[:batch_size]
         self.order = np.random.default_rng(seed).permutation(rows)
@@ -155,7 +230,8 @@ class KernelCase:
         self.grad = (GRADIENT_SCALE * np.random.default_rng(seed + 1)
                      .standard_normal(self.params.shape[0])).astype(self.dtype)
         # the buffers fit allocates, from the same allocator
-        self.workspace = architecture.workspace(batch_size, gather=True)
+        # (sparse: no dense x gather buffer, as in a sparse fit)
+        self.workspace = architecture.workspace(batch_size, gather=True, sparse=self.sparse)
         self.acts, self.deltas = self.workspace.acts, self.workspace.deltas
         self.xbuf, self.ybuf, self.wbuf = self.workspace.x, self.workspace.y, self.workspace.w
         self.batch_stats = np.empty((-(-rows // batch_size), 3), dtype=np.float64)
@@ -164,9 +240,10 @@ class KernelCase:
         optimizer, hyper = UPDATE_SETTINGS[update_rule]
         self.update_settings = step_settings(self.dtype, optimizer, **hyper)
         self.update_state, self.update_step = new_state(optimizer, self.params.size, self.dtype)
-        # train_epoch runs the peers' job: plain SGD, lr 0.1
-        self.epoch_settings = step_settings(self.dtype, "sgd", lr=LEARNING_RATE)
-        self.epoch_state, self.epoch_step = new_state("sgd", self.params.size, self.dtype)
+        # train_epoch runs the peers' job by default: plain SGD, lr 0.1
+        optimizer, hyper = EPOCH_SETTINGS[epoch_rule]
+        self.epoch_settings = step_settings(self.dtype, optimizer, **hyper)
+        self.epoch_state, self.epoch_step = new_state(optimizer, self.params.size, self.dtype)
         self.weight_decay = self.dtype.type(0.0)
         self.scale = self.dtype.type(1.0 / batch_size)  # 1 / (sum of the batch's row weights)
         self._scope = None
@@ -199,7 +276,8 @@ class KernelCase:
                                     self.update_settings, self.update_step)
 
     def train_epoch(self):
-        """Plain SGD (lr 0.1) over the :func:`epoch_rows` rows in a fixed shuffled order."""
+        """The epoch rule (plain SGD, lr 0.1 by default) over the :func:`epoch_rows` rows
+        in a fixed shuffled order."""
         self.kernels.train_epoch(self.params, self.grad, self.epoch_state, self.table,
                                  self.hidden, self.output, self.X, self.Y, self.row_weights,
                                  self.order, self.batch_size, self.epoch_settings,
@@ -260,8 +338,10 @@ class KernelCase:
 
     def describe(self):
         """A short text naming the case, for error messages."""
-        return (f"{'-'.join(map(str, self.sizes))} {self.dtype.name} batch {self.batch_size} "
-                f"{self.backend} {self.n_threads} thread(s)")
+        inputs = ("" if self.density is None else
+                  f" {'CSR' if self.sparse else 'densified'} density {self.density}")
+        return (f"{'-'.join(map(str, self.sizes))}{inputs} {self.dtype.name} batch "
+                f"{self.batch_size} {self.backend} {self.n_threads} thread(s)")
 
 
 # One case per process is enough: asv forks a fresh process for every parameter
@@ -270,15 +350,16 @@ class KernelCase:
 _last_case = {}
 
 
-def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_rule="sgd"):
+def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_rule="sgd", *,
+                epoch_rule="sgd", density=None, input_format="csr"):
     """A :class:`KernelCase`, warmed up for ``kernel`` and reset, built once per process.
 
     Parameters
     ----------
     kernel : {"forward", "backward", "update", "train_epoch"}
     network : str
-        A key of :data:`NETWORKS`.
-    dtype, batch_size, backend, n_threads, update_rule
+        A key of :data:`NETWORKS` or :data:`SPARSE_NETWORKS`.
+    dtype, batch_size, backend, n_threads, update_rule, epoch_rule, density, input_format
         As for :class:`KernelCase`.
 
     Raises
@@ -287,11 +368,14 @@ def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_r
         When the machine has fewer threads than ``n_threads`` (asv skips).
     """
     require_threads(n_threads)
-    key = (kernel, network, dtype, batch_size, backend, n_threads, update_rule)
+    key = (kernel, network, dtype, batch_size, backend, n_threads, update_rule, epoch_rule,
+           density, input_format)
     case = _last_case.get(key)
     if case is None:
         _last_case.clear()  # free the previous case's buffers first
-        case = KernelCase(NETWORKS[network], dtype, batch_size, backend, n_threads, update_rule)
+        sizes = NETWORKS[network] if network in NETWORKS else SPARSE_NETWORKS[network]
+        case = KernelCase(sizes, dtype, batch_size, backend, n_threads, update_rule,
+                          epoch_rule=epoch_rule, density=density, input_format=input_format)
         case.prepare(kernel)
         _last_case[key] = case
     else:

@@ -1,8 +1,10 @@
 """Smoke test of ``scripts/bench_peers.py``: its workers run and its table has the promised shape.
 
-Only the fastnn engines run (the peers are optional), on 1,000 synthetic rows,
+Only the fastnn engines run (the peers are optional), on a few synthetic rows,
 so this checks the plumbing (worker processes, thread pinning, JSON, the
-Markdown table), not the speed.
+Markdown table), not the speed.  The sparse job's memory column is checked
+against the one thing it is there to show: a sparse fit makes no dense copy
+of ``X``.
 """
 
 import re
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from fastnn import Network
 
@@ -18,6 +21,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_peers.py"
 ENGINES = ("fastnn-numba", "fastnn-numpy")
 ROW = re.compile(r"^\| (\d+) \| ([\w-]+) \| ([\d.e+-]+) \| ([\d.e+-]+)–([\d.e+-]+) \| ([\d,]+) "
                  r"\| ([\d.]+) \| ([\d.]+) \| (\d+) % \|$")
+#: a sparse job's row: batch, engine, median, range, rows, ratio, peak RSS growth (MB)
+SPARSE_ROW = re.compile(r"^\| (\d+) \| ([\w-]+) \| ([\d.e+-]+) \| ([\d.e+-]+)–([\d.e+-]+) "
+                        r"\| ([\d,]+) \| ([\d.]+) \| ([\d,]+) \|$")
+SPARSE_ENGINES = ("fastnn-numba", "fastnn-numba-dense", "fastnn-numpy")
 
 
 def test_quick_run_prints_one_row_per_engine(tmp_path):
@@ -46,3 +53,38 @@ def test_quick_run_prints_one_row_per_engine(tmp_path):
         assert float(row.group(7)) > 0 and float(row.group(8)) > 0
     assert rows[0].group(7) == "1.00"  # the baseline's ratio to itself
     assert "synthetic" in text and "sgemm peak at 1 thread(s)" in text
+
+
+def test_sparse_mnist_job_times_csr_and_dense_fits_without_a_dense_copy(tmp_path):
+    rows = 20_000  # a dense float32 copy of X is 63 MB: far above the memory noise
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 784), dtype=np.float32)
+    X[X < 0.8] = 0
+    # compile (or load) the CSR and dense plain-SGD kernels here, once, for the workers
+    for inputs in (X, sp.csr_array(X)):
+        Network([784, 200, 10], dtype="float32").fit(inputs, rng.integers(0, 10, 200),
+                                                     epochs=1, batch_size=100)
+    output = tmp_path / "table.md"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--job", "sparse-mnist", "--quick", "--engines",
+         ",".join(SPARSE_ENGINES), "--data", "synthetic", "--rows", str(rows),
+         "--threads", "1", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+    text = output.read_text()
+    table = [SPARSE_ROW.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
+    assert all(table), text
+    assert [row.group(2) for row in table] == list(SPARSE_ENGINES)
+    for row in table:
+        median, low, high = (float(row.group(i)) for i in (3, 4, 5))
+        assert 0 < low <= median <= high
+        assert row.group(6) == f"{rows:,}"
+    assert table[0].group(7) == "1.00"
+    dense_copy = rows * 784 * 4 / 1e6
+    assert f"a dense float32 copy of the timed X would be {dense_copy:,.0f} MB" in text
+    growth = {row.group(2): int(row.group(8).replace(",", "")) for row in table}
+    # the CSR fits (numba and numpy) never hold a dense X: a quarter of one is a wide margin
+    assert growth["fastnn-numba"] < dense_copy / 4, text
+    assert growth["fastnn-numpy"] < dense_copy / 4, text
+    assert "density 20.0%" in text and "fastnn-numba on CSR / on the same rows dense" in text
