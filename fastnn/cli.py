@@ -326,6 +326,8 @@ def build_parser():
                           help="also per-sample SGD (batch size 1)")
     compile_.add_argument("--clip-norm", action="store_true",
                           help="also training with gradient clipping")
+    compile_.add_argument("--sparse", action="store_true",
+                          help="also the same paths for scipy.sparse (CSR) inputs")
     compile_.add_argument("--threads", type=_positive_int, metavar="N",
                           help="threads the kernels will run with (default: all available; "
                                "with 1 the parallel split is not compiled)")
@@ -751,6 +753,8 @@ def _compile(args):
         paths.append("per-sample")
     if args.clip_norm:
         paths.append("clipped")
+    if args.sparse:
+        paths += ["sparse-" + path for path in paths]
     print(f"{PROG} compile: the {', '.join(kernels.PATHS[p] for p in paths)} kernels; "
           f"{', '.join(args.dtype)}; {threads} thread{'s' if threads != 1 else ''}")
     started = time.perf_counter()

@@ -60,3 +60,21 @@ def test_fastnn_compile_fills_the_cache(tmp_path):
                      "--no-progress"], env)
     assert "compiling" not in err and "compiling" not in out
     assert "test error" in out
+
+
+_SPARSE_FIT = r"""
+import numpy as np, scipy.sparse
+from fastnn import Network
+X = scipy.sparse.random_array((60, 30), density=0.2, format="csr", rng=0)
+y = np.arange(60) % 3
+history = Network([30, 5, 3], seed=0).fit(X, y, epochs=1, batch_size=8, validation_split=0.2)
+print(history.compile_time)
+"""
+
+
+def test_fastnn_compile_sparse_fills_the_cache_of_a_sparse_fit(tmp_path):
+    env = _env(tmp_path)
+    _run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float32", "--optimizer", "sgd",
+          "--sparse"], env)
+    out, err = _run([sys.executable, "-c", _SPARSE_FIT], env)
+    assert float(out.split()[0]) == 0.0 and "compiling" not in err
