@@ -144,3 +144,21 @@ def gather_values(src, order, start, dst):
         dst[i] = src[order[start + i]]
         total += dst[i]
     return total
+
+
+@njit(inline="always")
+def gather_batch(Y, weights, order, start, yb, wb, batch_stats, b):
+    """Mini-batch ``b``'s row weights into ``wb`` and, unless they are all zero, its
+    targets into ``yb`` (rows ``order[start:]``); returns ``Σ wb`` (float64).
+
+    A batch whose weights are all zero has nothing to learn from: it takes no
+    step, and its row of ``batch_stats`` records zeros.
+    """
+    total = gather_values(weights, order, start, wb)
+    if total == 0:
+        batch_stats[b, 0] = 0.0
+        batch_stats[b, 1] = 0.0
+        batch_stats[b, 2] = 0.0
+    else:
+        gather_rows(Y, order, start, yb)
+    return total

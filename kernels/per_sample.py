@@ -59,6 +59,21 @@ def upper_forward(params, table, hidden, acts, s):
 
 
 @njit(inline="always")
+def row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r):
+    """The output pass of row ``r`` (its loss, error and ``δ_L``), recorded in
+    ``batch_stats[r]``.  Called, not through its address: linked into the loop,
+    LLVM inlines it."""
+    last = table.shape[0] - 1
+    one = np.int64(1)
+    loss, errors = output_pass(output, workspace_block(acts, table, last, one), ybuf, wbuf,
+                               1.0 / wbuf[0], workspace_block(deltas, table, last, one),
+                               np.int64(OUTPUT_DELTA))
+    batch_stats[r, 0] = loss / wbuf[0]
+    batch_stats[r, 1] = errors / wbuf[0]
+    batch_stats[r, 2] = wbuf[0]
+
+
+@njit(inline="always")
 def bias_step(b, D, lr):
     """``b ← b - lr δ`` for one row's delta ``D`` (1, d)."""
     for j in range(b.shape[0]):
@@ -121,13 +136,7 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
         bias_activate(Z0, bias_view(params, table, first), hidden[0] if L > 1 else codes.IDENTITY,
                       0, 1, 0, Z0.shape[1])
         upper_forward(params, table, hidden, acts, s)
-        # called, not through its address: linked into this loop, LLVM inlines it
-        loss, errors = output_pass(output, workspace_block(acts, table, L - 1, one), ybuf, wbuf,
-                                   1.0 / wbuf[0], workspace_block(deltas, table, L - 1, one),
-                                   np.int64(OUTPUT_DELTA))
-        batch_stats[r, 0] = loss / wbuf[0]
-        batch_stats[r, 1] = errors / wbuf[0]
-        batch_stats[r, 2] = wbuf[0]
+        row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r)
         if r + 1 < m:
             gather_rows(X, order, r + 1, following)
         first_product_ready = r + 1 < m

@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from fastnn.kernels.config import COMPILED
-from fastnn.kernels.elementwise import gather_rows, gather_values
+from fastnn.kernels.elementwise import gather_batch
 from fastnn.kernels.layer_steps import (
     DELTA,
     FORWARD,
@@ -163,14 +163,9 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
             xb = xbuf[:n]
             yb = ybuf[:n]
             wb = wbuf[:n]
-            total_weight = gather_values(weights, order, start, wb)
+            total_weight = gather_batch(Y, weights, order, start, yb, wb, batch_stats, b)
             if total_weight == 0:
-                # nothing to learn from (all its sample weights are zero): no step
-                batch_stats[b, 0] = 0.0
-                batch_stats[b, 1] = 0.0
-                batch_stats[b, 2] = 0.0
-                continue
-            gather_rows(Y, order, start, yb)
+                continue  # all its sample weights are zero: no step
         buffers = (params, grad, state, table, hidden, xb, acts, deltas, X, order)
         s = step_scalars(params, settings, step[0])
         for i in range(plan.shape[0]):

@@ -40,12 +40,11 @@ from numba import njit, prange
 from fastnn import codes
 from fastnn.kernels.arrays import matrix
 from fastnn.kernels.config import COMPILED, INTERNAL, MIN_PARALLEL_MULTIPLY_ADDS
-from fastnn.kernels.elementwise import bias_activate, column_sums, gather_rows, gather_values
+from fastnn.kernels.elementwise import bias_activate, column_sums, gather_batch
 from fastnn.kernels.layer_steps import DELTA, FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
-from fastnn.kernels.outputs import output_pass
-from fastnn.kernels.per_sample import bias_step, upper_backward_sgd, upper_forward
+from fastnn.kernels.per_sample import bias_step, row_output, upper_backward_sgd, upper_forward
 from fastnn.kernels.update_rules import clip_gradient, count_step, step_scalars
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
 
@@ -59,6 +58,21 @@ CLIPPED = 2  #: the whole gradient, clipped, then every layer stepped
 def _row(order, start, i):
     # the batch's i-th row of X: X's own rows when there is no row order
     return start + i if order.shape[0] == 0 else order[start + i]
+
+
+@njit(inline="always")
+def add_row(target, a, row):
+    """``target += a · row`` (1-D, the same length)."""
+    for j in range(target.shape[0]):
+        target[j] += a * row[j]
+
+
+@njit(inline="always")
+def add_four_rows(target, a0, r0, a1, r1, a2, r2, a3, r3):
+    """``target += a0 r0 + a1 r1 + a2 r2 + a3 r3``: one load and store of ``target`` for
+    four rows (see :func:`csr_times`)."""
+    for j in range(target.shape[0]):
+        target[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]
 
 
 @njit(**INTERNAL)
@@ -84,26 +98,19 @@ def csr_times(data, indices, indptr, order, start, i0, i1, WT, Z):
     carries four rows of ``WT`` (one at a time: 7.6 against 9.9 GFMA/s, MNIST
     rows, d_1 = 200, float32, Zen 3).
     """
-    d = WT.shape[1]
     for i in range(i0, i1):
         r = _row(order, start, i)
         z = Z[i]
-        for j in range(d):
+        for j in range(z.shape[0]):
             z[j] = 0
         k = indptr[r]
         end = indptr[r + 1]
         while k + 4 <= end:
-            v0, v1, v2, v3 = data[k], data[k + 1], data[k + 2], data[k + 3]
-            w0, w1 = WT[indices[k]], WT[indices[k + 1]]
-            w2, w3 = WT[indices[k + 2]], WT[indices[k + 3]]
-            for j in range(d):
-                z[j] += v0 * w0[j] + v1 * w1[j] + v2 * w2[j] + v3 * w3[j]
+            add_four_rows(z, data[k], WT[indices[k]], data[k + 1], WT[indices[k + 1]],
+                          data[k + 2], WT[indices[k + 2]], data[k + 3], WT[indices[k + 3]])
             k += 4
         while k < end:
-            v = data[k]
-            w = WT[indices[k]]
-            for j in range(d):
-                z[j] += v * w[j]
+            add_row(z, data[k], WT[indices[k]])
             k += 1
 
 
@@ -116,15 +123,11 @@ def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
     other arguments are those of :func:`csr_times`.  Entry by entry, for a
     batch whose entries seldom share a column (see :func:`grouped_update`).
     """
-    d = GT.shape[1]
     for i in range(n):
         r = _row(order, start, i)
         delta = D[i]
         for k in range(indptr[r], indptr[r + 1]):
-            a = alpha * data[k]
-            g = GT[indices[k]]
-            for j in range(d):
-                g[j] += a * delta[j]
+            add_row(GT[indices[k]], alpha * data[k], delta)
 
 
 @njit(**INTERNAL)
@@ -142,7 +145,6 @@ def grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, j0, j1,
     is 6 of the 17).  Each column's entries are added in the batch's order, so
     the sums do not depend on how the columns are shared among threads.
     """
-    d = GT.shape[1]
     for i in range(n):
         r = _row(order, start, i)
         for k in range(indptr[r], indptr[r + 1]):
@@ -172,18 +174,12 @@ def grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, j0, j1,
             continue
         g = GT[j]
         while p + 4 <= end:
-            a0, a1 = entry_values[p], entry_values[p + 1]
-            a2, a3 = entry_values[p + 2], entry_values[p + 3]
-            d0, d1 = D[entry_rows[p]], D[entry_rows[p + 1]]
-            d2, d3 = D[entry_rows[p + 2]], D[entry_rows[p + 3]]
-            for c in range(d):
-                g[c] += a0 * d0[c] + a1 * d1[c] + a2 * d2[c] + a3 * d3[c]
+            add_four_rows(g, entry_values[p], D[entry_rows[p]], entry_values[p + 1],
+                          D[entry_rows[p + 1]], entry_values[p + 2], D[entry_rows[p + 2]],
+                          entry_values[p + 3], D[entry_rows[p + 3]])
             p += 4
         while p < end:
-            a0 = entry_values[p]
-            d0 = D[entry_rows[p]]
-            for c in range(d):
-                g[c] += a0 * d0[c]
+            add_row(g, entry_values[p], D[entry_rows[p]])
             p += 1
 
 
@@ -368,14 +364,9 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
         n = min(batch_size, m - start)
         yb = ybuf[:n]
         wb = wbuf[:n]
-        total_weight = gather_values(weights, order, start, wb)
+        total_weight = gather_batch(Y, weights, order, start, yb, wb, batch_stats, b)
         if total_weight == 0:
-            # nothing to learn from (all its sample weights are zero): no step
-            batch_stats[b, 0] = 0.0
-            batch_stats[b, 1] = 0.0
-            batch_stats[b, 2] = 0.0
-            continue
-        gather_rows(Y, order, start, yb)
+            continue  # all its sample weights are zero: no step
         buffers = (params, grad, state, table, hidden, stand_in, acts, deltas, stand_in,
                    order)
         s = step_scalars(params, settings, step[0])
@@ -438,7 +429,6 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
     :func:`csr_times` and :func:`csr_scatter`, and the output pass is linked
     in.  A fit compiles this loop alone: no layer step, no parallel code.
     """
-    L = table.shape[0]
     d0 = table[0, 0]
     d1 = table[0, 1]
     first = table[0, 0] * 0
@@ -452,21 +442,12 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
     code = _first_layer_code(hidden, table)
     s = step_scalars(params, settings, step[0])
     for r in range(order.shape[0]):
-        if gather_values(weights, order, r, wbuf) == 0:
-            batch_stats[r, 0] = 0.0  # a zero-weight row takes no step
-            batch_stats[r, 1] = 0.0
-            batch_stats[r, 2] = 0.0
-            continue
-        gather_rows(Y, order, r, ybuf)
+        if gather_batch(Y, weights, order, r, ybuf, wbuf, batch_stats, r) == 0:
+            continue  # a zero-weight row takes no step
         csr_times(data, indices, indptr, order, r, 0, 1, WT, Z0)
         bias_activate(Z0, bias, code, 0, 1, 0, d1)
         upper_forward(params, table, hidden, acts, s)
-        loss, errors = output_pass(output, workspace_block(acts, table, L - 1, one), ybuf, wbuf,
-                                   1.0 / wbuf[0], workspace_block(deltas, table, L - 1, one),
-                                   np.int64(OUTPUT_DELTA))
-        batch_stats[r, 0] = loss / wbuf[0]
-        batch_stats[r, 1] = errors / wbuf[0]
-        batch_stats[r, 2] = wbuf[0]
+        row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r)
         upper_backward_sgd(params, table, hidden, acts, deltas, s)
         if s.keep != 1:
             for e in range(w_start, w_start + d0 * d1):
