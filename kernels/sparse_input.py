@@ -13,8 +13,9 @@ first layer transposed:
   optimizer state) in place at its start, with the gradient buffer as the
   scratch, and back at its end: ``2 d_0 d_1`` moves an epoch, where the
   dense product does ``2 n d_0 d_1`` multiply-adds;
-- a forward or backward pass alone (:func:`sparse_forward`,
-  :func:`sparse_backward`) takes a transposed copy the caller made.
+- a forward pass alone (:func:`sparse_forward`) takes a transposed copy the
+  caller made, a backward pass (:func:`sparse_backward`) makes the first
+  weight gradient transposed in a scratch and transposes it into ``grad``.
 
 Plain SGD updates only the rows of ``W_1^T`` the batch touches (exact: the
 others' gradient is zero), after scaling all of it by ``keep = 1 - αλ`` when
@@ -27,9 +28,14 @@ weight, gradient and state blocks are transposed, as long as all are.
 
 Duplicate column indices in a row add up (``v_1 w + v_2 w``, as scipy's
 products sum them), stored zeros add nothing and the order of a row's entries
-only changes the rounding.  The sparse work runs on the calling thread; the
-dense layers above it take their layer steps through the address table
-(:mod:`fastnn.kernels.layer_steps`), threaded as in a dense fit.
+only changes the rounding.  A batch that repeats columns has its update
+grouped by column first (:func:`grouped_update`); the product (by the
+batch's rows) and the grouped update (by the columns of ``X``) run on the
+threads when big enough (:func:`parallel_first_layer`), with sums that do not
+depend on the thread count.  The dense layers above the first take their
+layer steps through the address table (:mod:`fastnn.kernels.layer_steps`),
+threaded as in a dense fit; per-sample SGD has a loop of its own
+(:func:`sparse_per_sample_epoch`).
 """
 
 from functools import cache
