@@ -92,8 +92,8 @@ def _units(entry, args, dtype, slots):
 def _key(entry, args, dtype, slots):
     """What tells one compiled call apart: its entry point, dtype and slots, and for
     the sparse entry points the integer type of ``X``'s indices (int32 or int64)."""
-    position = _INDEX_ARGUMENT.get(entry)
-    return (entry, dtype, slots, None if position is None else args[position].dtype)
+    csr = _sparse.CSR_ARGUMENTS.get(entry)
+    return (entry, dtype, slots, None if csr is None else args[csr[1]].dtype)
 
 
 def _prepare(calls, dtype, sharing=None):
@@ -366,10 +366,6 @@ PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gra
 #: how the sparse epoch steps the layers, by training path
 _SPARSE_MODES = {"sgd": _sparse.PLAIN_SGD, "per-sample": _sparse.PLAIN_SGD,
                  "step": _sparse.STEPPED, "clipped": _sparse.CLIPPED}
-#: where the sparse entry points take ``X``'s indices among their arguments
-_INDEX_ARGUMENT = {_sparse.sparse_train_epoch: 8, _sparse.sparse_per_sample_epoch: 8,
-                   _sparse.sparse_forward: 5,
-                   _sparse.sparse_backward: 6}
 _STAND_INS = {np.dtype(t): np.zeros((1, 1), dtype=t) for t in (np.float32, np.float64)}
 #: settings that take each training path
 _PATH_SETTINGS = {"sgd": {}, "step": {"momentum": 0.9}, "clipped": {"clip_norm": 1.0},

@@ -59,6 +59,13 @@ def upper_forward(params, table, hidden, acts, s):
 
 
 @njit(inline="always")
+def first_layer_code(hidden, table):
+    """The first layer's activation code: its hidden activation, or the identity when it
+    is the output layer (its block gets the logits)."""
+    return hidden[0] if table.shape[0] > 1 else codes.IDENTITY
+
+
+@njit(inline="always")
 def row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r):
     """The output pass of row ``r`` (its loss, error and ``δ_L``), recorded in
     ``batch_stats[r]``.  Called, not through its address: linked into the loop,
@@ -106,7 +113,6 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
     ``xbuf``/``ybuf``/``wbuf`` hold one row; ``leaves``, ``grad`` and ``state``
     are not read (the arguments are those of every training entry point)."""
     m = order.shape[0]
-    L = table.shape[0]
     s = step_scalars(params, settings, np.int64(0))
     # np.int64: a literal argument would compile another specialisation
     first, one = np.int64(0), np.int64(1)
@@ -133,8 +139,8 @@ def per_sample_sgd_epoch(leaves, params, grad, state, table, hidden, output, X, 
         # its bias and activation are left
         if not first_product_ready:
             _dot_rows(s.one, current, W0, s.zero, Z0)
-        bias_activate(Z0, bias_view(params, table, first), hidden[0] if L > 1 else codes.IDENTITY,
-                      0, 1, 0, Z0.shape[1])
+        bias_activate(Z0, bias_view(params, table, first), first_layer_code(hidden, table), 0, 1,
+                      0, Z0.shape[1])
         upper_forward(params, table, hidden, acts, s)
         row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r)
         if r + 1 < m:

@@ -52,7 +52,8 @@ SCALARS = 11
 CLIP = 12
 
 
-def _plan(rows):
+def as_plan(rows):
+    """``(kind, layer)`` rows as a plan: a read-only int64 array of shape (steps, 2)."""
     plan = np.array(rows, dtype=np.int64).reshape(-1, 2)
     plan.flags.writeable = False  # shared by every call (functools.cache)
     return plan
@@ -61,10 +62,12 @@ def _plan(rows):
 @cache
 def forward_plan(n_layers):
     """FORWARD of every layer, first to last."""
-    return _plan([(FORWARD, l) for l in range(n_layers)])
+    return as_plan([(FORWARD, l) for l in range(n_layers)])
 
 
-def _backward_rows(n_layers, kind):
+def backward_rows(n_layers, kind):
+    """The backward pass from the output layer down: ``(DELTA, l)`` then ``(kind, l)`` for
+    each layer ``l``, the first layer without a DELTA (it has no delta below it)."""
     rows = []
     for l in range(n_layers - 1, -1, -1):
         if l > 0:
@@ -76,13 +79,13 @@ def _backward_rows(n_layers, kind):
 @cache
 def backward_plan(n_layers):
     """The backward pass into the gradient buffer (``δ_L`` must be in place)."""
-    return _plan(_backward_rows(n_layers, GRADIENT))
+    return as_plan(backward_rows(n_layers, GRADIENT))
 
 
 @cache
 def step_plan(n_layers):
     """Clip the gradient, count the step, step every layer (UPDATE)."""
-    return _plan([(CLIP, 0), (SCALARS, 0)] + [(UPDATE, l) for l in range(n_layers)])
+    return as_plan([(CLIP, 0), (SCALARS, 0)] + [(UPDATE, l) for l in range(n_layers)])
 
 
 @cache
@@ -91,13 +94,13 @@ def training_plan(n_layers, plain_sgd, clipped):
     (see the module)."""
     rows = [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
     if clipped:
-        rows += _backward_rows(n_layers, GRADIENT) + [(CLIP, 0), (SCALARS, 0)]
+        rows += backward_rows(n_layers, GRADIENT) + [(CLIP, 0), (SCALARS, 0)]
         rows += [(UPDATE, l) for l in range(n_layers)]
     elif plain_sgd:
-        rows += _backward_rows(n_layers, SGD)
+        rows += backward_rows(n_layers, SGD)
     else:
-        rows += [(SCALARS, 0)] + _backward_rows(n_layers, STEP)
-    return _plan(rows)
+        rows += [(SCALARS, 0)] + backward_rows(n_layers, STEP)
+    return as_plan(rows)
 
 
 @njit(**COMPILED)

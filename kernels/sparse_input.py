@@ -43,14 +43,20 @@ from functools import cache
 import numpy as np
 from numba import njit, prange
 
-from fastnn import codes
 from fastnn.kernels.arrays import matrix
 from fastnn.kernels.config import COMPILED, INTERNAL, MIN_PARALLEL_MULTIPLY_ADDS
 from fastnn.kernels.elementwise import bias_activate, column_sums, gather_batch
-from fastnn.kernels.layer_steps import DELTA, FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
+from fastnn.kernels.layer_steps import FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
-from fastnn.kernels.per_sample import bias_step, row_output, upper_backward_sgd, upper_forward
+from fastnn.kernels.per_sample import (
+    bias_step,
+    first_layer_code,
+    row_output,
+    upper_backward_sgd,
+    upper_forward,
+)
+from fastnn.kernels.plans import as_plan, backward_rows
 from fastnn.kernels.update_rules import clip_gradient, count_step, step_scalars
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
 
@@ -274,6 +280,15 @@ def first_layer_update(alpha, data, indices, indptr, order, start, n, D, GT, scr
 
 
 @njit(inline="always")
+def scale_span(flat, start, stop, factor):
+    """``flat[start:stop] *= factor``, unless ``factor`` is 1 (plain SGD's ``1 - αλ``
+    without weight decay)."""
+    if factor != 1:
+        for e in range(start, stop):
+            flat[e] *= factor
+
+
+@njit(inline="always")
 def transpose(src, dst):
     """``dst ← srcᵀ`` for ``src`` (m, p) and ``dst`` (p, m), in tiles of 32 x 32
     (a column walk of ``src`` a cache line at a time)."""
@@ -298,11 +313,6 @@ def _transpose_block(flat, scratch, start, rows, cols):
     transpose(matrix(scratch, start, rows, cols), matrix(flat, start, cols, rows))
 
 
-@njit(inline="always")
-def _first_layer_code(hidden, table):
-    return hidden[0] if table.shape[0] > 1 else codes.IDENTITY
-
-
 @cache
 def upper_plans(n_layers, mode):
     """The layer steps of a sparse training batch that are not the first layer's own,
@@ -313,16 +323,10 @@ def upper_plans(n_layers, mode):
     own when STEPPED, every layer's when CLIPPED, none for plain SGD)."""
     kind = SGD if mode == PLAIN_SGD else (STEP if mode == STEPPED else GRADIENT)
     up = [(FORWARD, l) for l in range(1, n_layers)]
-    down = [row for l in range(n_layers - 1, 0, -1) for row in ((DELTA, l), (kind, l))]
+    down = backward_rows(n_layers, kind)[:-1]  # the first layer's own step is not a plan's
     updates = {PLAIN_SGD: [], STEPPED: [(UPDATE, 0)],
                CLIPPED: [(UPDATE, l) for l in range(n_layers)]}[mode]
-    return tuple(_plan(rows) for rows in (up, down, updates))
-
-
-def _plan(rows):
-    plan = np.array(rows, dtype=np.int64).reshape(-1, 2)
-    plan.flags.writeable = False  # shared by every call (functools.cache)
-    return plan
+    return tuple(as_plan(rows) for rows in (up, down, updates))
 
 
 @njit(**INTERNAL)
@@ -362,7 +366,7 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
             _transpose_block(state[row], grad, w_start, d1, d0)
     WT = matrix(params, w_start, d0, d1)
     GT = matrix(grad, w_start, d0, d1)
-    code = _first_layer_code(hidden, table)
+    code = first_layer_code(hidden, table)
     m = order.shape[0]
     n_batches = (m + batch_size - 1) // batch_size
     for b in range(n_batches):
@@ -391,9 +395,7 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
         sums = bias_view(grad, table, first)
         column_sums(D0, sums)
         if mode == PLAIN_SGD:
-            if s.keep != 1:
-                for e in range(w_start, w_start + d0 * d1):
-                    params[e] *= s.keep
+            scale_span(params, w_start, w_start + d0 * d1, s.keep)
             first_layer_update(-s.lr, data, indices, indptr, order, start, n, D0, WT, scratch,
                                n_blocks)
             for j in range(d1):
@@ -445,7 +447,7 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
     Z0 = workspace_block(acts, table, first, one)
     D0 = workspace_block(deltas, table, first, one)
     bias = bias_view(params, table, first)
-    code = _first_layer_code(hidden, table)
+    code = first_layer_code(hidden, table)
     s = step_scalars(params, settings, step[0])
     for r in range(order.shape[0]):
         if gather_batch(Y, weights, order, r, ybuf, wbuf, batch_stats, r) == 0:
@@ -455,9 +457,7 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
         upper_forward(params, table, hidden, acts, s)
         row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r)
         upper_backward_sgd(params, table, hidden, acts, deltas, s)
-        if s.keep != 1:
-            for e in range(w_start, w_start + d0 * d1):
-                params[e] *= s.keep
+        scale_span(params, w_start, w_start + d0 * d1, s.keep)
         csr_scatter(-s.lr, data, indices, indptr, order, r, one, D0, WT)
         bias_step(bias, D0, s.lr)
     _transpose_block(params, grad, w_start, d0, d1)
@@ -476,11 +476,11 @@ def sparse_forward(leaves, params, table, hidden, data, indices, indptr, WT, act
     the first layer (the first of :func:`upper_plans`).
     """
     n = indptr.shape[0] - 1
-    first = table[0, 0] * 0
-    s = step_scalars(params, settings, step_count_zero(table))
+    first = table[0, 0] * 0  # layer 0, and step 0: a pass counts no optimizer step
+    s = step_scalars(params, settings, first)
     Z0 = workspace_block(acts, table, first, n)
     first_layer_product(data, indices, indptr, no_order, first, n, WT, Z0, scratch, n_blocks)
-    bias_activate(Z0, bias_view(params, table, first), _first_layer_code(hidden, table), 0, n,
+    bias_activate(Z0, bias_view(params, table, first), first_layer_code(hidden, table), 0, n,
                   0, table[0, 1])
     buffers = (params, params, stand_in, table, hidden, stand_in, acts, acts, stand_in,
                no_order)
@@ -497,8 +497,8 @@ def sparse_backward(leaves, params, grad, table, hidden, data, indices, indptr, 
     :func:`sparse_forward`.
     """
     n = indptr.shape[0] - 1
-    first = table[0, 0] * 0
-    s = step_scalars(params, settings, step_count_zero(table))
+    first = table[0, 0] * 0  # layer 0, and step 0: a pass counts no optimizer step
+    s = step_scalars(params, settings, first)
     buffers = (params, grad, stand_in, table, hidden, stand_in, acts, deltas, stand_in,
                no_order)
     upper_steps(leaves, plan, n, buffers, s, n_blocks)
@@ -521,18 +521,14 @@ def sparse_backward(leaves, params, grad, table, hidden, data, indices, indptr, 
     column_sums(D0, bias_view(grad, table, first))
 
 
-@njit(inline="always")
-def step_count_zero(table):
-    # no optimizer step is counted by a pass: its scalars are those of step 0
-    return table[0, 0] * 0
-
-
-#: the entry points that link in the first layer's functions, and where their
-#: signatures' argument types are: ``X``'s three arrays, the row order, a
-#: scalar of the dtype (``params`` stands in: its dtype), the scratch
-_LINKED = {sparse_train_epoch: ((7, 8, 9), 12, 1, 25, (first_layer_product, first_layer_update)),
-           sparse_forward: ((4, 5, 6), 12, 1, 13, (first_layer_product,)),
-           sparse_backward: ((5, 6, 7), 14, 1, 15, (first_layer_update,))}
+#: where each entry point takes ``X``'s ``data``, ``indices`` and ``indptr``
+CSR_ARGUMENTS = {sparse_train_epoch: (7, 8, 9), sparse_per_sample_epoch: (7, 8, 9),
+                 sparse_forward: (4, 5, 6), sparse_backward: (5, 6, 7)}
+#: the entry points that link in the first layer's functions, and where the rest of
+#: those functions' argument types are in the entry's: the row order, the scratch
+_LINKED = {sparse_train_epoch: (12, 25, (first_layer_product, first_layer_update)),
+           sparse_forward: (12, 13, (first_layer_product,)),
+           sparse_backward: (14, 15, (first_layer_update,))}
 #: the entry points compiled after the functions they link (kernels.compiler.prepare's after)
 LINKING = frozenset(_LINKED)
 
@@ -549,9 +545,9 @@ def linked_units(entry, signature):
 
     if entry not in _LINKED:
         return []
-    csr, order, like, scratch, functions = _LINKED[entry]
-    arrays = tuple(signature[i] for i in csr) + (signature[order],)
-    dtype = signature[like].dtype
+    order, scratch, functions = _LINKED[entry]
+    arrays = tuple(signature[i] for i in CSR_ARGUMENTS[entry]) + (signature[order],)
+    dtype = signature[CSR_ARGUMENTS[entry][0]].dtype  # the stored values
     matrix_type = types.Array(dtype, 2, "C")
     i = types.int64
     tail = (i, i, matrix_type, matrix_type, signature[scratch], i)
