@@ -22,6 +22,7 @@ call tree is kept one level deep.
 """
 
 import os
+import sys
 
 import numba
 import numpy as np
@@ -36,7 +37,6 @@ from fastnn.kernels import compiler as _compiler  # noqa: E402
 from fastnn.kernels import config as _config  # noqa: E402
 from fastnn.kernels import outputs as _outputs  # noqa: E402
 from fastnn.kernels import plans as _plans  # noqa: E402
-from fastnn.kernels import sparse_input as _sparse  # noqa: E402
 from fastnn.kernels.leaves import address_table, unit_list  # noqa: E402
 from fastnn.kernels.native_calls import (  # noqa: E402
     DELTA_LEAF,
@@ -71,6 +71,16 @@ _NO_LEAVES = np.zeros(N_LEAVES, dtype=np.int64)
 
 _prepared = set()  # _key() of each call made ready in this process
 
+_SPARSE_MODULE = "fastnn.kernels.sparse_input"
+
+
+def _sparse():
+    """:mod:`fastnn.kernels.sparse_input`, imported when the first CSR ``X`` (or sparse
+    path) comes: 20 ms of every ``import fastnn.kernels`` otherwise."""
+    from fastnn.kernels import sparse_input
+
+    return sparse_input
+
 
 def _slots(slots):
     """``slots`` and the thread count of this call: the parallel split is
@@ -85,14 +95,16 @@ def _units(entry, args, dtype, slots):
     (the sparse first layer's), and the entry point for ``args`` (its
     arguments, with ``_NO_LEAVES`` for the table)."""
     signature = tuple(entry.typeof_pyval(a) for a in args)
-    return (unit_list(dtype, slots) + _sparse.linked_units(entry, signature)
-            + [(entry, signature)])
+    sparse = sys.modules.get(_SPARSE_MODULE)  # not imported: no sparse entry point here
+    linked = [] if sparse is None else sparse.linked_units(entry, signature)
+    return unit_list(dtype, slots) + linked + [(entry, signature)]
 
 
 def _key(entry, args, dtype, slots):
     """What tells one compiled call apart: its entry point, dtype and slots, and for
     the sparse entry points the integer type of ``X``'s indices (int32 or int64)."""
-    csr = _sparse.CSR_ARGUMENTS.get(entry)
+    sparse = sys.modules.get(_SPARSE_MODULE)
+    csr = None if sparse is None else sparse.CSR_ARGUMENTS.get(entry)
     return (entry, dtype, slots, None if csr is None else args[csr[1]].dtype)
 
 
@@ -107,7 +119,7 @@ def _prepare(calls, dtype, sharing=None):
         return 0.0
     seconds = _compiler.prepare([(what, _units(entry, args, dtype, slots))
                                  for entry, args, slots, what in todo], dtype.name, sharing,
-                                after=_sparse.LINKING)
+                                after=getattr(sys.modules.get(_SPARSE_MODULE), "LINKING", ()))
     _prepared.update(_key(entry, args, dtype, slots) for entry, args, slots, _ in todo)
     return seconds
 
@@ -158,10 +170,11 @@ def _sparse_forward_call(params, table, hidden, X, acts):
     settings, _ = _no_optimizer(params.dtype)
     # the first layer transposed: a sparse row's product reads rows of W_1^T
     WT = np.ascontiguousarray(weight_view(params, table, 0).T)
-    return (_sparse.sparse_forward,
+    sparse = _sparse()
+    return (sparse.sparse_forward,
             (_NO_LEAVES, params, table, hidden, *csr_parts(X), WT, acts, settings, n_threads,
              _stand_in(params.dtype), _WHOLE, _update_scratch(params.dtype, 0, 0, 1),
-             _sparse.upper_plans(table.shape[0], _sparse.PLAIN_SGD)[0]),
+             sparse.upper_plans(table.shape[0], sparse.PLAIN_SGD)[0]),
             slots, PATHS["sparse-forward"])
 
 
@@ -214,10 +227,11 @@ def _sparse_backward_call(params, table, hidden, X, acts, deltas, weight_decay, 
     GT = np.empty((table[0, 0], table[0, 1]), dtype=params.dtype)
     data, indices, indptr = csr_parts(X)
     scratch = _update_scratch(params.dtype, table[0, 0], int(indptr[-1] - indptr[0]), n_threads)
-    return (_sparse.sparse_backward,
+    sparse = _sparse()
+    return (sparse.sparse_backward,
             (_NO_LEAVES, params, grad, table, hidden, data, indices, indptr, acts, deltas,
              settings, GT, n_threads, _stand_in(params.dtype), _WHOLE, scratch,
-             _sparse.upper_plans(table.shape[0], _sparse.CLIPPED)[1]),
+             sparse.upper_plans(table.shape[0], sparse.CLIPPED)[1]),
             slots, PATHS["sparse-backward"])
 
 
@@ -245,13 +259,16 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
                           order, batch_size, settings, step, ybuf, wbuf, acts, deltas,
                           batch_stats):
     # one mini-batch loop for every optimizer; per-sample SGD has a loop of its own
-    mode = _SPARSE_MODES[path]
+    sparse = _sparse()
+    # how the epoch steps the layers; per-sample SGD is plain SGD
+    mode = {"sgd": sparse.PLAIN_SGD, "per-sample": sparse.PLAIN_SGD, "step": sparse.STEPPED,
+            "clipped": sparse.CLIPPED}[path]
     if path == "per-sample":
-        entry, slots, n_threads = _sparse.sparse_per_sample_epoch, (), 1
+        entry, slots, n_threads = sparse.sparse_per_sample_epoch, (), 1
     else:
-        entry = _sparse.sparse_train_epoch
+        entry = sparse.sparse_train_epoch
         slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF,
-                                   SGD_LEAF if mode == _sparse.PLAIN_SGD else GRADIENT_LEAF))
+                                   SGD_LEAF if mode == sparse.PLAIN_SGD else GRADIENT_LEAF))
     indptr = csr[2]
     # room for the entries of the longest rows, a batch of them (or all there are)
     longest = int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
@@ -259,7 +276,7 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
     scratch = _update_scratch(params.dtype, table[0, 0], capacity, n_threads)
     return (entry,
             (_NO_LEAVES, params, grad, state, table, hidden, output, *csr, Y, weights, order,
-             batch_size, settings, step, mode, _sparse.upper_plans(table.shape[0], mode), ybuf,
+             batch_size, settings, step, mode, sparse.upper_plans(table.shape[0], mode), ybuf,
              wbuf, acts, deltas, batch_stats, n_threads, _stand_in(params.dtype), scratch),
             slots, PATHS["sparse-" + path])
 
@@ -363,9 +380,6 @@ PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gra
          "sparse-clipped": "sparse-input clipped-gradient",
          "sparse-forward": "sparse-input forward-pass",
          "sparse-backward": "sparse-input backward-pass"}
-#: how the sparse epoch steps the layers, by training path
-_SPARSE_MODES = {"sgd": _sparse.PLAIN_SGD, "per-sample": _sparse.PLAIN_SGD,
-                 "step": _sparse.STEPPED, "clipped": _sparse.CLIPPED}
 _STAND_INS = {np.dtype(t): np.zeros((1, 1), dtype=t) for t in (np.float32, np.float64)}
 #: settings that take each training path
 _PATH_SETTINGS = {"sgd": {}, "step": {"momentum": 0.9}, "clipped": {"clip_norm": 1.0},

@@ -172,12 +172,14 @@ def main():
 
     print(f"\nmedian of {args.rounds} rounds, {args.threads} threads, seconds\n")
     if "old" in pythons:
-        print("| path | cold old | cold new | new/old | warm overhead old | warm overhead new |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| path | cold old | cold new | new/old | warm overhead old | warm overhead new "
+              "| steady epoch old | steady epoch new |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for path in paths:
             co, cn = median("old", path, "cold"), median("new", path, "cold")
             print(f"| {path} | {co:.1f} | {cn:.1f} | {cn / co:.2f} | "
-                  f"{cell('old', path, 'overhead', 2)} | {cell('new', path, 'overhead', 2)} |")
+                  f"{cell('old', path, 'overhead', 2)} | {cell('new', path, 'overhead', 2)} | "
+                  f"{cell('old', path, 'steady', 3)} | {cell('new', path, 'steady', 3)} |")
     else:
         print("| path | cold | warm | warm overhead | steady epoch |")
         print("|---|---:|---:|---:|---:|")

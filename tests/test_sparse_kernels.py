@@ -257,3 +257,17 @@ def test_threaded_first_layer_gives_the_one_thread_numbers(optimizer):
     for one, two in zip(results[1], results[2]):
         np.testing.assert_array_equal(one, two)
     assert relative_error(results[2][0], expected[0]) <= 10 * PARITY_RTOL["float64"]
+
+
+def test_a_dense_fit_never_imports_the_sparse_kernels():
+    """``import fastnn.kernels`` and a dense fit leave kernels/sparse_input.py (and
+    scipy.sparse) unimported: 20 ms of every import otherwise."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from fastnn import Network\n"
+            "Network([4, 3, 2]).fit(np.random.rand(20, 4), np.arange(20) % 2, epochs=1)\n"
+            "print('fastnn.kernels.sparse_input' in sys.modules, 'scipy.sparse' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, check=True)
+    assert done.stdout.split()[-2:] == ["False", "False"]
