@@ -43,19 +43,14 @@ from functools import cache
 import numpy as np
 from numba import njit, prange
 
+from fastnn import codes
 from fastnn.kernels.arrays import matrix
 from fastnn.kernels.config import COMPILED, INTERNAL, MIN_PARALLEL_MULTIPLY_ADDS
 from fastnn.kernels.elementwise import bias_activate, column_sums, gather_batch
 from fastnn.kernels.layer_steps import FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
-from fastnn.kernels.per_sample import (
-    bias_step,
-    first_layer_code,
-    row_output,
-    upper_backward_sgd,
-    upper_forward,
-)
+from fastnn.kernels.per_sample import bias_step, row_forward, row_output, upper_backward_sgd
 from fastnn.kernels.plans import as_plan, backward_rows
 from fastnn.kernels.update_rules import clip_gradient, count_step, step_scalars
 from fastnn.kernels.views import bias_view, weight_view, workspace_block
@@ -280,6 +275,13 @@ def first_layer_update(alpha, data, indices, indptr, order, start, n, D, GT, scr
 
 
 @njit(inline="always")
+def first_layer_code(hidden, table):
+    """The first layer's activation code: its hidden activation, or the identity when it
+    is the output layer (its block gets the logits)."""
+    return hidden[0] if table.shape[0] > 1 else codes.IDENTITY
+
+
+@njit(inline="always")
 def scale_span(flat, start, stop, factor):
     """``flat[start:stop] *= factor``, unless ``factor`` is 1 (plain SGD's ``1 - αλ``
     without weight decay)."""
@@ -432,7 +434,7 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
     One row is never worth waking a thread for, and it is too little work for
     a call per layer step (3-4 µs a row through their addresses): the layers
     above the first take the dense per-sample epoch's loops
-    (:func:`fastnn.kernels.per_sample.upper_forward` and
+    (:func:`fastnn.kernels.per_sample.row_forward` and
     :func:`~fastnn.kernels.per_sample.upper_backward_sgd`), the first layer
     :func:`csr_times` and :func:`csr_scatter`, and the output pass is linked
     in.  A fit compiles this loop alone: no layer step, no parallel code.
@@ -447,14 +449,12 @@ def sparse_per_sample_epoch(leaves, params, grad, state, table, hidden, output, 
     Z0 = workspace_block(acts, table, first, one)
     D0 = workspace_block(deltas, table, first, one)
     bias = bias_view(params, table, first)
-    code = first_layer_code(hidden, table)
     s = step_scalars(params, settings, step[0])
     for r in range(order.shape[0]):
         if gather_batch(Y, weights, order, r, ybuf, wbuf, batch_stats, r) == 0:
             continue  # a zero-weight row takes no step
         csr_times(data, indices, indptr, order, r, 0, 1, WT, Z0)
-        bias_activate(Z0, bias, code, 0, 1, 0, d1)
-        upper_forward(params, table, hidden, acts, s)
+        row_forward(params, table, hidden, acts, s, stand_in, True)  # stand_in: not read
         row_output(output, acts, deltas, table, ybuf, wbuf, batch_stats, r)
         upper_backward_sgd(params, table, hidden, acts, deltas, s)
         scale_span(params, w_start, w_start + d0 * d1, s.keep)
