@@ -159,10 +159,10 @@ def _stand_in(dtype):
 
 
 def _update_scratch(dtype, n_columns, capacity, n_threads):
-    """The scratch of :func:`fastnn.kernels.sparse_input.first_layer_update`: zeroed
-    column counts, and room for ``capacity`` entries on each thread."""
-    return (np.zeros(n_columns, dtype=np.int64), np.zeros((n_threads, capacity), dtype=np.int32),
-            np.zeros((n_threads, capacity), dtype=dtype))
+    """The scratch of :func:`fastnn.kernels.sparse_input.first_layer_update`: column
+    counts for each thread, and room for ``capacity`` entries."""
+    return (np.zeros(n_threads * (n_columns + 1), dtype=np.int64),
+            np.zeros(capacity, dtype=np.int32), np.zeros(capacity, dtype=dtype))
 
 
 def _sparse_forward_call(params, table, hidden, X, acts):
