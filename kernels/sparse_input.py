@@ -29,7 +29,7 @@ weight, gradient and state blocks are transposed, as long as all are.
 Duplicate column indices in a row add up (``v_1 w + v_2 w``, as scipy's
 products sum them), stored zeros add nothing and the order of a row's entries
 only changes the rounding.  A batch that repeats columns has its update
-grouped by column first (:func:`grouped_update`); the product (by the
+grouped by column first (:func:`first_layer_update`); the product (by the
 batch's rows) and the grouped update (by the columns of ``X``) run on the
 threads when big enough (:func:`parallel_first_layer`), with sums that do not
 depend on the thread count.  The dense layers above the first take their
@@ -138,7 +138,7 @@ def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
 
     ``D`` is ``δ_1`` of the batch, shape (n, d_1); ``GT`` is (d_0, d_1); the
     other arguments are those of :func:`csr_times`.  Entry by entry, for a
-    batch whose entries seldom share a column (see :func:`grouped_update`).
+    batch whose entries seldom share a column (see :func:`first_layer_update`).
     """
     for i in range(n):
         r = _row(order, start, i)
@@ -147,7 +147,7 @@ def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
             add_row(GT[indices[k]], alpha * data[k], delta)
 
 
-@njit(**INTERNAL)
+@njit(inline="always")
 def count_columns(indices, indptr, order, start, i0, i1, counts):
     """``counts[j]`` ← how many entries of the batch's rows ``i0:i1`` are in column ``j``
     (``counts``, shape (d_0 + 1,), is zeroed first; its last element stays 0)."""
@@ -159,7 +159,7 @@ def count_columns(indices, indptr, order, start, i0, i1, counts):
             counts[indices[k]] += 1
 
 
-@njit(**INTERNAL)
+@njit(inline="always")
 def column_offsets(counts, n_parts, d0):
     """The counts of :func:`count_columns` become where each part's entries of each column
     go: ``counts[u, j]`` (``counts`` flat, part ``u`` at ``u (d_0 + 1)``) ← the entries
@@ -175,7 +175,7 @@ def column_offsets(counts, n_parts, d0):
             position += c
 
 
-@njit(**INTERNAL)
+@njit(inline="always")
 def place_entries(alpha, data, indices, indptr, order, start, i0, i1, counts, entry_rows,
                   entry_values):
     """The entries of the batch's rows ``i0:i1`` to their places by column: batch row
@@ -192,7 +192,7 @@ def place_entries(alpha, data, indices, indptr, order, start, i0, i1, counts, en
             counts[j] = p + 1
 
 
-@njit(**INTERNAL)
+@njit(inline="always")
 def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
     """``GT[j] += Σ entry_values[p] D[entry_rows[p]]`` over each column ``j`` of ``j0:j1``'s
     sorted entries: those from ``ends[j - 1]`` (0 for the first column) to ``ends[j]``,
@@ -226,24 +226,6 @@ def _part(counts, u, d0):
     return counts[u * (d0 + 1):(u + 1) * (d0 + 1)]
 
 
-@njit(**INTERNAL)
-def grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, counts, entry_rows,
-                   entry_values):
-    """:func:`csr_scatter` with the batch's entries grouped by column first, on this
-    thread: a counting sort (:func:`count_columns`, :func:`column_offsets`,
-    :func:`place_entries`), then :func:`add_columns`.  ``counts`` holds at least
-    ``d_0 + 1`` int64, ``entry_rows`` and ``entry_values`` (shape (capacity,))
-    the batch's entries; the sums are those of :func:`parallel_first_layer`'s
-    phases on any number of threads."""
-    d0 = GT.shape[0]
-    own = _part(counts, 0, d0)
-    count_columns(indices, indptr, order, start, 0, n, own)
-    column_offsets(counts, 1, d0)
-    place_entries(alpha, data, indices, indptr, order, start, 0, n, own, entry_rows,
-                  entry_values)
-    add_columns(D, GT, 0, d0, own, entry_rows, entry_values)
-
-
 #: what :func:`parallel_first_layer` runs (an int64 argument, not a literal: one
 #: specialisation for all)
 PRODUCT = 0
@@ -257,7 +239,8 @@ def parallel_first_layer(kind, alpha, data, indices, indptr, order, start, n, M,
                          entry_rows, entry_values, n_blocks):
     """One phase of the first layer on ``n_blocks`` threads: its product (``kind``
     PRODUCT: :func:`csr_times` into ``M``, ``Z_1``) or a phase of its grouped update
-    of ``WT`` from ``M``, ``δ_1`` (:func:`grouped_update`'s, shared out).
+    of ``WT`` from ``M``, ``δ_1``: a counting sort of the batch's entries by
+    column, then each row of ``WT`` updated once.
 
     The product, COUNT (:func:`count_columns`) and PLACE (:func:`place_entries`)
     split the batch's rows, each thread with its row of ``counts`` (``d_0 + 1``
@@ -298,9 +281,9 @@ def _entries(indptr, order, start, n):
     return total
 
 
-# compiled on their own, not inlined (as are csr_times, csr_scatter and
-# grouped_update): each has more than one call site, and each call site of an
-# inlined function is compiled again
+# compiled on their own, not inlined (as are csr_times and csr_scatter): each has
+# more than one call site, and each call site of an inlined function is compiled
+# again
 @njit(**INTERNAL)
 def first_layer_product(data, indices, indptr, order, start, n, WT, Z, scratch, n_blocks):
     """``Z ← X_batch WT`` (n, d_1), on the threads when it is big enough to pay for them.
@@ -327,23 +310,23 @@ def first_layer_update(alpha, data, indices, indptr, order, start, n, D, GT, scr
     at least the batch's entries.  A batch with at least as many
     entries as ``X`` has columns (MNIST: 15,000 in batches of 100, 784
     columns) repeats columns, and its entries are grouped by column
-    (:func:`grouped_update`, threaded when big enough); otherwise (text:
-    6,400 in batches of 64, 50,000 columns) entry by entry on this thread.
+    (:func:`parallel_first_layer`'s COUNT, PLACE and ADD, threaded when big
+    enough); otherwise (text: 6,400 in batches of 64, 50,000 columns) entry by
+    entry on this thread.
     """
     counts, entry_rows, entry_values = scratch
     entries = _entries(indptr, order, start, n)
     d0, d1 = GT.shape
     if entries < d0:
         csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT)
-    elif n_blocks > 1 and entries * d1 >= MIN_PARALLEL_MULTIPLY_ADDS:
-        for kind in (COUNT, PLACE, ADD):
-            parallel_first_layer(np.int64(kind), alpha, data, indices, indptr, order, start, n,
-                                 D, GT, counts, entry_rows, entry_values, n_blocks)
-            if kind == COUNT:
-                column_offsets(counts, n_blocks, d0)
-    else:
-        grouped_update(alpha, data, indices, indptr, order, start, n, D, GT, counts, entry_rows,
-                       entry_values)
+        return
+    # on one thread too through the parallel loop: its phases are compiled once, there
+    parts = n_blocks if entries * d1 >= MIN_PARALLEL_MULTIPLY_ADDS else 1
+    for kind in (COUNT, PLACE, ADD):
+        parallel_first_layer(np.int64(kind), alpha, data, indices, indptr, order, start, n, D,
+                             GT, counts, entry_rows, entry_values, parts)
+        if kind == COUNT:
+            column_offsets(counts, parts, d0)
 
 
 @njit(inline="always")
