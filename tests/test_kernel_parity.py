@@ -129,7 +129,11 @@ def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer
     order = np.random.default_rng(5).permutation(n)
     batch = min(batch_size, n)
     n_batches = -(-n // batch)
-    settings = step_settings(dtype, lr=0.01 if optimizer != "sgd" else 0.05,
+    # the exp output at half the rate: at 0.01 with momentum the tiny tanh net diverges
+    # (max |w| 0.75 -> 43.8 in the epoch), and then moving its float64 start by half a
+    # float32 ulp moves the end by 1e-4 to 3e-4, more than the tolerance: parity would
+    # measure chaos, not arithmetic (at 0.005: 1e-7, and Numba/NumPy agree to 5e-7)
+    settings = step_settings(dtype, lr=0.005 if output == "exp" else 0.01,
                              **OPTIMIZER_CASES[optimizer])
 
     def run(module):
