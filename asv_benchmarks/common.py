@@ -381,3 +381,34 @@ def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_r
     else:
         case.reset()
     return case
+
+
+class KernelTiming:
+    """The timing settings every kernel class shares, and its thread scope.
+
+    asv re-runs ``setup``/``teardown`` around every sample, and with ``number
+    = 1`` a sample is one call: one call of a kernel whose compile was paid in
+    the first setup (``warmup_time = 0``), on state the setup has just reset.
+    Subclasses name their kernel (``kernel``) and grid, and their ``setup``
+    hands :meth:`enter` the :func:`kernel_case`.
+    """
+
+    kernel = None
+    number = 1
+    warmup_time = 0.0
+    # (min samples, max samples, seconds): many samples of the microsecond
+    # calls, at least ten of the slow ones
+    repeat = (10, 50, 2.0)
+    # the first setup may compile every specialisation from a cold Numba cache
+    timeout = 300.0
+
+    def enter(self, case):
+        """Time ``case`` from now on, inside its thread scope."""
+        self.case = case
+        case.enter_threads()
+
+    def teardown(self, *params):
+        # asv calls teardown even when setup skipped the combination
+        case = getattr(self, "case", None)
+        if case is not None:
+            case.exit_threads()

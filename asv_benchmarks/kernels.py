@@ -22,33 +22,19 @@ from .common import (
     NETWORK_NAMES,
     THREADS,
     UPDATE_RULES,
+    KernelTiming,
     kernel_case,
 )
 
 
-class _Kernel:
+class _Kernel(KernelTiming):
     """Shared parameters and set-up; subclasses name their kernel."""
 
-    kernel = None
     params = [BACKENDS, NETWORK_NAMES, BATCH_SIZES, DTYPES, THREADS]
     param_names = ["backend", "network", "batch_size", "dtype", "n_threads"]
-    number = 1
-    warmup_time = 0.0
-    # (min samples, max samples, seconds): many samples of the microsecond
-    # calls, at least ten of the slow ones
-    repeat = (10, 50, 2.0)
-    # the first setup may compile every specialisation from a cold Numba cache
-    timeout = 300.0
 
     def setup(self, backend, network, batch_size, dtype, n_threads):
-        self.case = kernel_case(self.kernel, network, dtype, batch_size, backend, n_threads)
-        self.case.enter_threads()
-
-    def teardown(self, *params):
-        # asv calls teardown even when setup skipped the combination
-        case = getattr(self, "case", None)
-        if case is not None:
-            case.exit_threads()
+        self.enter(kernel_case(self.kernel, network, dtype, batch_size, backend, n_threads))
 
 
 class Forward(_Kernel):
@@ -91,8 +77,7 @@ class Update(_Kernel):
     param_names = ["backend", "network", "dtype", "n_threads", "rule"]
 
     def setup(self, backend, network, dtype, n_threads, rule):
-        self.case = kernel_case(self.kernel, network, dtype, 1, backend, n_threads, rule)
-        self.case.enter_threads()
+        self.enter(kernel_case(self.kernel, network, dtype, 1, backend, n_threads, rule))
 
     def time_update(self, backend, network, dtype, n_threads, rule):
         """Seconds per update of all parameters (159,010 or 2,109,450 of them)."""

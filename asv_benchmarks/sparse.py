@@ -48,6 +48,7 @@ from .common import (
     TEXT_FORWARD_BATCH_SIZES,
     TEXT_NETWORK,
     THREADS,
+    KernelTiming,
     kernel_case,
 )
 
@@ -63,28 +64,14 @@ SETTINGS_BATCH_SIZE = 128
 DENSE_TWIN_DENSITY = 0.2
 
 
-class _SparseKernel:
-    """Shared timing settings and teardown; subclasses name their kernel and grid."""
-
-    kernel = None
-    number = 1
-    warmup_time = 0.0
-    repeat = (10, 50, 2.0)
-    # the first setup may compile the sparse kernels from a cold Numba cache
-    timeout = 300.0
+class _SparseKernel(KernelTiming):
+    """Shared set-up; subclasses name their kernel and grid."""
 
     def _setup(self, network, density, backend, batch_size, dtype=DTYPE, n_threads=N_THREADS,
                epoch_rule="sgd", input_format="csr"):
-        self.case = kernel_case(self.kernel, network, dtype, batch_size, backend, n_threads,
-                                epoch_rule=epoch_rule, density=density,
-                                input_format=input_format)
-        self.case.enter_threads()
-
-    def teardown(self, *params):
-        # asv calls teardown even when setup skipped the combination
-        case = getattr(self, "case", None)
-        if case is not None:
-            case.exit_threads()
+        self.enter(kernel_case(self.kernel, network, dtype, batch_size, backend, n_threads,
+                               epoch_rule=epoch_rule, density=density,
+                               input_format=input_format))
 
 
 class _DensityGrid(_SparseKernel):
