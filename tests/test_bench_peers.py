@@ -27,22 +27,26 @@ SPARSE_ROW = re.compile(r"^\| (\d+) \| ([\w-]+) \| ([\d.e+-]+) \| ([\d.e+-]+)–
 SPARSE_ENGINES = ("fastnn-numba", "fastnn-numba-dense", "fastnn-numpy")
 
 
+def run_quick(tmp_path, *args):
+    """The Markdown table of ``bench_peers.py --quick ARGS``, after checking that the run
+    succeeded and printed the table it wrote."""
+    output = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", *args, "--output", str(output)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    text = output.read_text()
+    assert text in done.stdout
+    return text
+
+
 def test_quick_run_prints_one_row_per_engine(tmp_path):
     # compile the float32 kernels here, where the other tests would too: the
     # workers then load them from Numba's cache instead of compiling twice
     rng = np.random.default_rng(0)
     Network([784, 200, 10], dtype="float32").fit(rng.random((200, 784)), rng.integers(0, 10, 200),
                                                  epochs=1, batch_size=100)
-    output = tmp_path / "table.md"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--engines", ",".join(ENGINES),
-         "--batch-sizes", "100", "--data", "synthetic", "--rows", "1000", "--threads", "1",
-         "--output", str(output)],
-        capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-
-    text = output.read_text()
-    assert text in done.stdout
+    text = run_quick(tmp_path, "--engines", ",".join(ENGINES), "--batch-sizes", "100",
+                     "--data", "synthetic", "--rows", "1000", "--threads", "1")
     rows = [ROW.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
     assert all(rows), text
     assert [row.group(2) for row in rows] == list(ENGINES)
@@ -64,15 +68,8 @@ def test_sparse_mnist_job_times_csr_and_dense_fits_without_a_dense_copy(tmp_path
     for inputs in (X, sp.csr_array(X)):
         Network([784, 200, 10], dtype="float32").fit(inputs, rng.integers(0, 10, 200),
                                                      epochs=1, batch_size=100)
-    output = tmp_path / "table.md"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--job", "sparse-mnist", "--quick", "--engines",
-         ",".join(SPARSE_ENGINES), "--data", "synthetic", "--rows", str(rows),
-         "--threads", "1", "--output", str(output)],
-        capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-
-    text = output.read_text()
+    text = run_quick(tmp_path, "--job", "sparse-mnist", "--engines", ",".join(SPARSE_ENGINES),
+                     "--data", "synthetic", "--rows", str(rows), "--threads", "1")
     table = [SPARSE_ROW.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
     assert all(table), text
     assert [row.group(2) for row in table] == list(SPARSE_ENGINES)
