@@ -39,6 +39,21 @@ def run_quick(tmp_path, *args):
     return text
 
 
+def batch_100_rows(text, pattern, engines, rows_timed):
+    """The table's batch-100 rows matched by ``pattern``, after checking what every job's
+    rows share: one per engine in order, a median inside its range, the rows timed,
+    and the first engine's ratio to itself."""
+    rows = [pattern.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
+    assert all(rows), text
+    assert [row.group(2) for row in rows] == list(engines)
+    for row in rows:
+        median, low, high = (float(row.group(i)) for i in (3, 4, 5))
+        assert 0 < low <= median <= high
+        assert row.group(6) == f"{rows_timed:,}"
+    assert rows[0].group(7) == "1.00"  # the baseline's ratio to itself
+    return rows
+
+
 def test_quick_run_prints_one_row_per_engine(tmp_path):
     # compile the float32 kernels here, where the other tests would too: the
     # workers then load them from Numba's cache instead of compiling twice
@@ -47,15 +62,9 @@ def test_quick_run_prints_one_row_per_engine(tmp_path):
                                                  epochs=1, batch_size=100)
     text = run_quick(tmp_path, "--engines", ",".join(ENGINES), "--batch-sizes", "100",
                      "--data", "synthetic", "--rows", "1000", "--threads", "1")
-    rows = [ROW.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
-    assert all(rows), text
-    assert [row.group(2) for row in rows] == list(ENGINES)
+    rows = batch_100_rows(text, ROW, ENGINES, 1000)
     for row in rows:
-        median, low, high = (float(row.group(i)) for i in (3, 4, 5))
-        assert 0 < low <= median <= high
-        assert row.group(6) == "1,000"
         assert float(row.group(7)) > 0 and float(row.group(8)) > 0
-    assert rows[0].group(7) == "1.00"  # the baseline's ratio to itself
     assert "synthetic" in text and "sgemm peak at 1 thread(s)" in text
 
 
@@ -70,14 +79,7 @@ def test_sparse_mnist_job_times_csr_and_dense_fits_without_a_dense_copy(tmp_path
                                                      epochs=1, batch_size=100)
     text = run_quick(tmp_path, "--job", "sparse-mnist", "--engines", ",".join(SPARSE_ENGINES),
                      "--data", "synthetic", "--rows", str(rows), "--threads", "1")
-    table = [SPARSE_ROW.match(line) for line in text.splitlines() if line.startswith("| 100 |")]
-    assert all(table), text
-    assert [row.group(2) for row in table] == list(SPARSE_ENGINES)
-    for row in table:
-        median, low, high = (float(row.group(i)) for i in (3, 4, 5))
-        assert 0 < low <= median <= high
-        assert row.group(6) == f"{rows:,}"
-    assert table[0].group(7) == "1.00"
+    table = batch_100_rows(text, SPARSE_ROW, SPARSE_ENGINES, rows)
     dense_copy = rows * 784 * 4 / 1e6
     assert f"a dense float32 copy of the timed X would be {dense_copy:,.0f} MB" in text
     growth = {row.group(2): int(row.group(8).replace(",", "")) for row in table}
