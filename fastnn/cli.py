@@ -749,12 +749,15 @@ def _compile(args):
         path = "sgd" if name == "sgd" else "step"
         if path not in paths:
             paths.append(path)
-    if args.per_sample:
-        paths.append("per-sample")
     if args.clip_norm:
         paths.append("clipped")
+    dense_batches = paths[1:]  # the mini-batch paths a CSR X has too
+    paths.append("rows")  # small networks' batches, with two threads or more
+    if args.per_sample:
+        paths.append("per-sample")
+        dense_batches.append("per-sample")
     if args.sparse:
-        paths += ["sparse-" + path for path in paths]
+        paths += ["sparse-" + path for path in ["forward"] + dense_batches]
     print(f"{PROG} compile: the {', '.join(kernels.PATHS[p] for p in paths)} kernels; "
           f"{', '.join(args.dtype)}; {threads} thread{'s' if threads != 1 else ''}")
     started = time.perf_counter()

@@ -29,6 +29,7 @@ import numpy as np
 
 from fastnn import codes
 from fastnn.layout import parameter_views, workspace_block
+from fastnn.optim import kernel_path
 from fastnn.sparse_format import is_sparse
 
 # ---------------------------------------------------------------- activations
@@ -377,6 +378,12 @@ def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order
                           total_weight)
         backward(params, table, hidden, xb, acts, deltas, decay, grad)
         optimizer_step(params, grad, state, table, settings, step)
+
+
+def training_paths(settings, batch_size, n_params):
+    """The compiled paths a fit would prepare (see :func:`fastnn.kernels.training_paths`);
+    the reference compiles nothing, and runs one loop for every network."""
+    return [kernel_path(settings, batch_size)]
 
 
 def prepare(dtype, paths, sharing=None):

@@ -304,11 +304,11 @@ class TrainingRun:
 
     def _kernel_paths(self, settings):
         """The compiled paths of the kernels this fit runs (distributed: its own)."""
-        path = kernel_path(settings, self.batch)
         if self._sparse_inputs():
             # the CSR paths compile no forward pass of their own for the validation data
-            return ["sparse-" + path] + self._evaluation_paths(False)
-        return [path] + self._evaluation_paths(self.batch != 1)
+            return ["sparse-" + kernel_path(settings, self.batch)] + self._evaluation_paths(False)
+        paths = self.kernels.training_paths(settings, self.batch, self.net.params.size)
+        return paths + self._evaluation_paths(self.batch != 1)
 
     def _prepare_kernels(self, settings):
         """Compile (or load from the cache) every kernel the fit runs, before the first

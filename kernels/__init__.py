@@ -4,14 +4,16 @@ Same functions, same signatures as :mod:`fastnn.reference`; see its module
 docstring for the buffer conventions.  Kernels compute and never validate:
 the :class:`fastnn.Network` API checks every input before it gets here.
 
-Threads (docs/design.md, rule 1): Numba owns them.  One function is compiled
-with ``parallel=True``, :func:`fastnn.kernels.matmul.parallel_product`: each
-thread computes its own slab of a matrix product as a single-threaded BLAS
-call and finishes it (bias and activation, the activation derivative, the
-optimizer step), so the caller must cap BLAS at one thread
-(:func:`fastnn.threads.thread_scope` does).  Everything else is serial code;
-steps too small to pay for waking the threads (batch size 1, narrow layers)
-run on the calling thread; the thresholds are in :mod:`fastnn.kernels.config`.
+Threads (docs/design.md, rule 1): Numba owns them.  Three functions are
+compiled with ``parallel=True``: the layer steps' split
+(:func:`fastnn.kernels.layer_steps.parallel_step`: each thread computes its
+own slab of a matrix product as a single-threaded BLAS call and finishes it),
+a small network's epoch with each batch's rows split among the threads
+(:mod:`fastnn.kernels.row_parallel`, docs/design.md, rule 11) and the sparse
+first layer's phases; so the caller must cap BLAS at one thread
+(:func:`fastnn.threads.thread_scope` does).  Steps too small to pay for
+waking the threads (batch size 1, narrow layers) run on the calling thread;
+the thresholds are in :mod:`fastnn.kernels.config`.
 
 What a fit compiles (docs/design.md, rule 7): each function a Python wrapper
 below calls is compiled once per dtype, on first use, with every other
@@ -49,6 +51,11 @@ from fastnn.kernels.native_calls import (  # noqa: E402
     SGD_LEAF,
 )
 from fastnn.kernels.per_sample import per_sample_sgd_epoch  # noqa: E402
+from fastnn.kernels.row_parallel import (  # noqa: E402
+    row_parallel,
+    row_parallel_epoch,
+    thread_buffers,
+)
 from fastnn.layout import layer_table, n_params, n_units, weight_view  # noqa: E402
 from fastnn.optim import kernel_path  # noqa: E402
 from fastnn.optim import step_settings as _step_settings  # noqa: E402
@@ -59,7 +66,7 @@ if _config.CACHE:
     _cache_guard.guard(_plans.run_plan._cache._cache_path)
 
 __all__ = ["forward", "output_activation", "loss_sum", "error_count", "output_delta",
-           "backward", "optimizer_step", "train_epoch", "prepare", "PATHS"]
+           "backward", "optimizer_step", "train_epoch", "training_paths", "prepare", "PATHS"]
 
 #: a stand-in for the row weights of a pass that reads none
 _NO_WEIGHTS = {np.dtype(t): np.empty(0, dtype=t) for t in (np.float32, np.float64)}
@@ -281,6 +288,19 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
             slots, PATHS["sparse-" + path])
 
 
+def _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y, weights, order,
+                       batch_size, settings, step, ybuf, wbuf, batch_stats, n_threads):
+    # a small network: each thread runs whole batches' passes on its share of the rows
+    slots = (FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF, GRADIENT_LEAF, PARALLEL_LEAF)
+    n_layers = table.shape[0]
+    args = (_NO_LEAVES, _plans.row_plan(n_layers), _plans.step_plan(n_layers), params, grad,
+            state, table, hidden, output, X, Y, weights, order, batch_size, settings, step,
+            ybuf, wbuf, *thread_buffers(params.dtype, n_threads, batch_size, table[0, 0],
+                                        n_units(table), params.shape[0]),
+            batch_stats, n_threads)
+    return row_parallel_epoch, args, slots, PATHS["rows"]
+
+
 def _training_call(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
                    settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """``(entry point, arguments, slots, what)`` of one call of :func:`train_epoch`."""
@@ -296,6 +316,10 @@ def _training_call(params, grad, state, table, hidden, output, X, Y, weights, or
                 (), PATHS[path])
     slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF,
                                SGD_LEAF if path == "sgd" else GRADIENT_LEAF))
+    if row_parallel(params.shape[0], batch_size, n_threads):
+        return _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y,
+                                  weights, order, batch_size, settings, step, ybuf, wbuf,
+                                  batch_stats, n_threads)
     plan = _plans.training_plan(table.shape[0], path == "sgd", path == "clipped")
     args = (_NO_LEAVES, plan, params, grad, state, table, hidden, output, X, Y, weights, 1.0,
             order, batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
@@ -303,12 +327,26 @@ def _training_call(params, grad, state, table, hidden, output, X, Y, weights, or
     return _plans.run_plan, args, slots, PATHS[path]
 
 
+def training_paths(settings, batch_size, n_params):
+    """The compiled paths (keys of :data:`PATHS`) that :func:`train_epoch` runs on a dense
+    ``X`` with these settings, for a network of ``n_params`` parameters, on the
+    threads Numba has now: :func:`fastnn.optim.kernel_path`'s, and ``"rows"`` when
+    the network is small enough for its batches' rows to be split among the
+    threads (:mod:`fastnn.kernels.row_parallel`)."""
+    path = kernel_path(settings, batch_size)
+    if path != "per-sample" and row_parallel(n_params, batch_size, numba.get_num_threads()):
+        return [path, "rows"]
+    return [path]
+
+
 def train_epoch(params, grad, state, table, hidden, output, X, Y, weights, order, batch_size,
                 settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats):
     """See :func:`fastnn.reference.train_epoch`.
 
     Per-sample plain SGD has its own pipelined loop; every other setting runs
-    the one mini-batch loop of :mod:`fastnn.kernels.plans`.  A CSR ``X`` runs
+    the one mini-batch loop of :mod:`fastnn.kernels.plans`, or, for a small
+    network on two threads or more, :mod:`fastnn.kernels.row_parallel`'s
+    (:func:`training_paths`).  A CSR ``X`` runs
     :func:`fastnn.kernels.sparse_input.sparse_train_epoch` (``xbuf`` is not
     read).  Only the layer
     steps the settings use are compiled: plain SGD fuses its step into the
@@ -364,16 +402,23 @@ def _dummy_calls(dtype, path):
         return [_backward_call(params, table, hidden, X, acts, deltas, dtype.type(0), grad)]
     if path == "optimizer-step":
         return [_optimizer_step_call(params, grad, state, table, _step_settings(dtype), step)]
+    if path == "rows":
+        # a small network's batches, two rows a thread: its rows split among the threads
+        n_threads = numba.get_num_threads()
+        path, batches = "sgd", ([2 * n_threads] if n_threads > 1 else [])
+    else:
+        batches = [1 if path == "per-sample" else 2]
     settings = _step_settings(dtype, **_PATH_SETTINGS[path])
-    batch = 1 if path == "per-sample" else 2
     return [_training_call(params, grad, state, table, hidden, 0, X, Y, weights,
                            np.arange(2, dtype=np.int64), batch, settings, step, X, Y, weights,
-                           acts, deltas, np.zeros((2, 3)))]
+                           acts, deltas, np.zeros((2, 3)))
+            for batch in batches]
 
 
 #: the paths of the kernels, and what each is called in the compile notice
 PATHS = {"sgd": "SGD", "step": "SGD-with-momentum/Adam", "clipped": "clipped-gradient",
-         "per-sample": "per-sample SGD", "forward": "forward-pass", "backward": "backward-pass",
+         "rows": "small-network", "per-sample": "per-sample SGD", "forward": "forward-pass",
+         "backward": "backward-pass",
          "optimizer-step": "optimizer-step", "sparse-sgd": "sparse-input SGD",
          "sparse-per-sample": "sparse-input per-sample SGD",
          "sparse-step": "sparse-input SGD-with-momentum/Adam",

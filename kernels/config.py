@@ -16,6 +16,11 @@ MIN_PARALLEL_MULTIPLY_ADDS = 1 << 16
 #: halves took longer than the whole (11.5 against 8.1 µs)
 MIN_PARALLEL_INNER = 32
 
+#: networks with at most this many parameters train with each batch's rows split
+#: among the threads (fastnn.kernels.row_parallel), larger ones with each layer
+#: step split; measured in docs/design.md, rule 11
+ROW_PARALLEL_MAX_PARAMS = 50_000
+
 def _cache_available():
     """Whether Numba has somewhere to write the kernels' cache.
 

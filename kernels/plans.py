@@ -89,6 +89,14 @@ def step_plan(n_layers):
 
 
 @cache
+def row_plan(n_layers):
+    """One thread's share of a batch in :mod:`fastnn.kernels.row_parallel`: its rows
+    gathered, forward, output, and the backward pass into its gradient."""
+    rows = [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
+    return as_plan(rows + backward_rows(n_layers, GRADIENT))
+
+
+@cache
 def training_plan(n_layers, plain_sgd, clipped):
     """One training batch: its rows gathered, forward, output, backward and the step
     (see the module)."""

@@ -64,6 +64,14 @@ def step_scalars(params, settings, t):
 
 
 @njit(inline="always")
+def without_decay(s):
+    """``s`` with no weight decay in the gradient (``decay`` 0)."""
+    return StepScalars(s.code, s.nesterov, s.lr, s.momentum, s.beta1, s.beta2, s.eps,
+                       s.step_size, s.root_correction, s.weight_factor, s.zero, s.keep, s.zero,
+                       s.one)
+
+
+@njit(inline="always")
 def count_step(settings, step):
     """Count one more optimizer step (Adam's bias correction uses the count); returns it."""
     if settings.code != codes.SGD:

@@ -35,8 +35,9 @@ def test_cold_fit_says_it_compiles_once_and_epochs_exclude_it(tmp_path):
     env = _env(tmp_path)
     out, err = _run([sys.executable, "-c", _FIT, "loud"], env)
     compile_time, slowest_epoch = map(float, out.split())
-    assert err.count("fastnn: compiling the float32 SGD-with-momentum/Adam kernels "
-                     "(first use on this machine; cached afterwards)") == 1, err
+    # (a small network's fit on two threads names its row-split kernels too)
+    assert err.count("fastnn: compiling the float32 SGD-with-momentum/Adam ") == 1, err
+    assert err.count("kernels (first use on this machine; cached afterwards)") == 1, err
     assert compile_time > 1.0 > slowest_epoch  # the seconds of compiling are not an epoch's
     out, err = _run([sys.executable, "-c", _FIT, "loud"], env)
     assert float(out.split()[0]) == 0.0 and "compiling" not in err

@@ -2,7 +2,9 @@
 
 Sizes are chosen so that, with two threads, both the serial and the parallel
 code paths run (the thresholds in ``fastnn.kernels.config``), for batch sizes
-of 1, an odd size and larger than the data.
+of 1, an odd size and larger than the data; a training epoch with two threads
+both ways of sharing a batch (a small network's rows split among the threads,
+a larger one's layer steps).
 """
 
 import numpy as np
@@ -15,6 +17,9 @@ from helpers import ACTIVATIONS, DTYPES, OUTPUTS, PARITY_RTOL, KernelCase, relat
 # wide enough that a batch of 67 rows crosses every parallel threshold
 WIDE = [96, 160, 130, 10]
 TINY = [5, 7, 3]
+# more parameters than a small network's (ROW_PARALLEL_MAX_PARAMS): its training
+# batches share each layer step among the threads, WIDE's split their rows
+WIDER = [320, 160, 10]
 
 
 def both(case, n_threads, call):
@@ -116,19 +121,38 @@ def settings_name(case):
     return OPTIMIZER_CASES[case]["optimizer"]
 
 
+def _train_epoch(module, case, weights, order, batch, settings, optimizer):
+    """One epoch of ``module.train_epoch`` from the case's parameters and a fresh state:
+    ``(params, state, batch_stats, steps)``."""
+    from fastnn.optim import new_state
+    params = case.net.params.copy()
+    grad = np.zeros_like(params)
+    state, step = new_state(settings_name(optimizer), params.size, case.dtype)
+    stats = np.zeros((-(-order.shape[0] // batch), 3))
+    ws = case.workspace(batch)
+    module.train_epoch(params, grad, state, case.table, case.hidden, case.output, case.X,
+                       case.Y, weights, order, batch, settings, step, ws.x, ws.y, ws.w, ws.acts,
+                       ws.deltas, stats)
+    return params, state, stats, step[0]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("batch_size", [1, 23, 500], ids=["batch1", "batch23", "batch>n"])
+@pytest.mark.parametrize("sizes,batch_size", [(TINY, 1), (WIDE, 23), (WIDE, 500), (WIDER, 23),
+                                              (WIDER, 500)],
+                         ids=["batch1", "rows-split-23", "rows-split-batch>n", "steps-split-23",
+                              "steps-split-batch>n"])
 @pytest.mark.parametrize("optimizer", ["sgd-decay", "momentum", "adamw-clipped"])
-def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer):
-    from fastnn.optim import new_state, step_settings
+def test_train_epoch(sizes, batch_size, activation, output, dtype, n_threads, optimizer):
+    from fastnn.kernels.row_parallel import row_parallel
+    from fastnn.optim import step_settings
     n = 120
-    sizes = WIDE if batch_size > 1 else TINY
     case = KernelCase(sizes, activation, output, dtype, n)
-    order = np.random.default_rng(5).permutation(n)
     batch = min(batch_size, n)
-    n_batches = -(-n // batch)
+    split_rows = sizes is WIDE and n_threads > 1
+    assert row_parallel(case.net.params.size, batch, n_threads) == split_rows
+    order = np.random.default_rng(5).permutation(n)
     # the exp output at half the rate: at 0.01 with momentum the tiny tanh net diverges
     # (max |w| 0.75 -> 43.8 in the epoch), and then moving its float64 start by half a
     # float32 ulp moves the end by 1e-4 to 3e-4, more than the tolerance: parity would
@@ -137,15 +161,7 @@ def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer
                              **OPTIMIZER_CASES[optimizer])
 
     def run(module):
-        params = case.net.params.copy()
-        grad = np.zeros_like(params)
-        state, step = new_state(settings_name(optimizer), params.size, case.dtype)
-        stats = np.zeros((n_batches, 3))
-        ws = case.workspace(batch)
-        module.train_epoch(params, grad, state, case.table, case.hidden, case.output,
-                           case.X, case.Y, case.weights, order, batch, settings, step,
-                           ws.x, ws.y, ws.w, ws.acts, ws.deltas, stats)
-        return params, state, stats
+        return _train_epoch(module, case, case.weights, order, batch, settings, optimizer)[:3]
 
     (p_numba, s_numba, st_numba), (p_ref, s_ref, st_ref) = both(case, n_threads, run)
     # one epoch of many small steps compounds rounding: allow 10x the one-call tolerance
@@ -155,6 +171,44 @@ def test_train_epoch(batch_size, activation, output, dtype, n_threads, optimizer
     assert relative_error(s_numba, s_ref) <= rtol
     assert relative_error(st_numba[:, [0, 2]], st_ref[:, [0, 2]]) <= rtol
     np.testing.assert_allclose(st_numba[:, 1], st_ref[:, 1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd-decay", "nesterov", "adamw-clipped"])
+def test_rows_split_epoch_edges(optimizer, dtype):
+    """A small network's batches split by rows on two threads: a last batch of one row
+    (fewer rows than threads), a batch whose weights are all zero (no step, zeros
+    recorded), the same bits in a second run, the reference's numbers."""
+    from fastnn.kernels.row_parallel import row_parallel
+    from fastnn.optim import step_settings
+    from fastnn.threads import available_threads, thread_scope
+    if available_threads() < 2:
+        pytest.skip("needs 2 threads")
+    n, batch = 41, 8
+    case = KernelCase(WIDE, "relu", "softmax", dtype, n)
+    assert row_parallel(case.net.params.size, batch, 2)
+    order = np.random.default_rng(3).permutation(n)
+    weights = case.weights.copy()
+    weights[order[8:16]] = 0  # the second batch
+    settings = step_settings(dtype, lr=0.01, **OPTIMIZER_CASES[optimizer])
+
+    def run(module):
+        return _train_epoch(module, case, weights, order, batch, settings, optimizer)
+
+    runs = {}
+    for name, module, threads in (("numba", kernels, 2), ("again", kernels, 2),
+                                  ("numpy", reference, 1)):
+        with thread_scope(threads, "numpy" if module is reference else "numba"):
+            runs[name] = run(module)
+    (p, s, st, steps), (p_ref, s_ref, st_ref, steps_ref) = runs["numba"], runs["numpy"]
+    for mine, again in zip(runs["numba"][:3], runs["again"][:3]):
+        np.testing.assert_array_equal(mine, again)
+    rtol = 10 * PARITY_RTOL[dtype]
+    assert relative_error(p, p_ref) <= rtol
+    assert relative_error(s, s_ref) <= rtol
+    assert relative_error(st[:, [0, 2]], st_ref[:, [0, 2]]) <= rtol
+    assert (st[1] == 0).all() and steps == steps_ref
+    assert st[-1, 2] > 0  # the one-row batch took its step
 
 
 def test_mnist_shaped_epoch_float64_parity():
