@@ -129,7 +129,9 @@ class Snapshot:
         self.moments = None if state.moments is None else state.moments.copy()
         self.step = None if state.step is None else state.step.copy()
         self.epochs_done = state.epochs_done
-        self.rng_state = copy.deepcopy(rng.bit_generator.state)
+        # the getter builds a new dict of ints each time: a copy already (a deepcopy
+        # of it was a fifth of the bookkeeping of a 200-epoch fit of the digits)
+        self.rng_state = rng.bit_generator.state
 
     def restore(self):
         """Write the copies back, in place (views of the buffers stay valid)."""

@@ -25,6 +25,7 @@ call tree is kept one level deep.
 
 import os
 import sys
+import threading
 
 import numba
 import numpy as np
@@ -288,6 +289,20 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
             slots, PATHS["sparse-" + path])
 
 
+#: the per-thread scratch of the last row-split call in each Python thread (fits in
+#: two Python threads at once must not share it; a fit of many epochs reuses it)
+_row_scratch = threading.local()
+
+
+def _thread_buffers(dtype, n_threads, batch_size, table, n_params):
+    key = (np.dtype(dtype), n_threads, batch_size, table[0, 0], n_units(table), n_params)
+    if getattr(_row_scratch, "key", None) != key:
+        _row_scratch.key = key
+        _row_scratch.buffers = thread_buffers(dtype, n_threads, batch_size, table[0, 0],
+                                              n_units(table), n_params)
+    return _row_scratch.buffers
+
+
 def _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y, weights, order,
                        batch_size, settings, step, ybuf, wbuf, batch_stats, n_threads):
     # a small network: each thread runs whole batches' passes on its share of the rows
@@ -295,8 +310,8 @@ def _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y, w
     n_layers = table.shape[0]
     args = (_NO_LEAVES, _plans.row_plan(n_layers), _plans.step_plan(n_layers), params, grad,
             state, table, hidden, output, X, Y, weights, order, batch_size, settings, step,
-            ybuf, wbuf, *thread_buffers(params.dtype, n_threads, batch_size, table[0, 0],
-                                        n_units(table), params.shape[0]),
+            ybuf, wbuf, *_thread_buffers(params.dtype, n_threads, batch_size, table,
+                                         params.shape[0]),
             batch_stats, n_threads)
     return row_parallel_epoch, args, slots, PATHS["rows"]
 

@@ -34,3 +34,32 @@ def test_every_blas_pool_has_one_thread_during_fit():
     pools = json.loads(done.stdout.strip().splitlines()[-1])
     assert any("scipy" in path for _, path, _ in pools), pools  # SciPy's OpenBLAS was seen
     assert all(threads == 1 for _, _, threads in pools), pools
+
+
+def test_small_network_fits_in_two_python_threads_keep_their_own_scratch():
+    """Two fits of small networks (rows split among Numba's threads, with per-thread
+    scratch kept between epochs) in two Python threads at once: each gets the
+    parameters it gets alone, though the kernels release the GIL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from fastnn import Network
+    from fastnn.threads import available_threads
+
+    threads = min(2, available_threads())
+    rng = np.random.default_rng(0)
+    # the same shapes: the same scratch, were it shared
+    data = [(rng.random((3000, 12)), rng.integers(0, 3, 3000)) for _ in range(2)]
+
+    def fit(i):
+        X, y = data[i]
+        net = Network([12, 16, 3], dtype="float64", seed=i, n_threads=threads)
+        net.fit(X, y, epochs=3, batch_size=40, lr=0.1, momentum=0.9)
+        return net.params
+
+    alone = [fit(0), fit(1)]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(fit, [0, 1]))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
