@@ -303,7 +303,7 @@ def _thread_buffers(dtype, n_threads, batch_size, table, n_params):
     return _row_scratch.buffers
 
 
-def _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y, weights, order,
+def _row_parallel_call(params, grad, state, table, hidden, output, X, Y, weights, order,
                        batch_size, settings, step, ybuf, wbuf, batch_stats, n_threads):
     # a small network: each thread runs whole batches' passes on its share of the rows
     slots = (FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF, GRADIENT_LEAF, PARALLEL_LEAF)
@@ -332,9 +332,9 @@ def _training_call(params, grad, state, table, hidden, output, X, Y, weights, or
     slots, n_threads = _slots((FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF,
                                SGD_LEAF if path == "sgd" else GRADIENT_LEAF))
     if row_parallel(params.shape[0], batch_size, n_threads):
-        return _row_parallel_call(path, params, grad, state, table, hidden, output, X, Y,
-                                  weights, order, batch_size, settings, step, ybuf, wbuf,
-                                  batch_stats, n_threads)
+        return _row_parallel_call(params, grad, state, table, hidden, output, X, Y, weights,
+                                  order, batch_size, settings, step, ybuf, wbuf, batch_stats,
+                                  n_threads)
     plan = _plans.training_plan(table.shape[0], path == "sgd", path == "clipped")
     args = (_NO_LEAVES, plan, params, grad, state, table, hidden, output, X, Y, weights, 1.0,
             order, batch_size, settings, step, xbuf, ybuf, wbuf, acts, deltas, batch_stats,
