@@ -23,6 +23,10 @@ NETWORKS = {
     "1024-1024-1024-10": (1024, 1024, 1024, 10),
 }
 NETWORK_NAMES = tuple(NETWORKS)
+#: small networks, whose batches split their rows among the threads
+#: (fastnn.kernels.row_parallel): scikit-learn's digits and a 40-feature table
+SMALL_NETWORKS = {"64-100-10": (64, 100, 10), "40-100-5": (40, 100, 5)}
+SMALL_NETWORK_NAMES = tuple(SMALL_NETWORKS)
 BATCH_SIZES = (1, 32, 128, 1024)
 DTYPES = ("float32", "float64")
 THREADS = (1, 2)
@@ -358,7 +362,7 @@ def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_r
     ----------
     kernel : {"forward", "backward", "update", "train_epoch"}
     network : str
-        A key of :data:`NETWORKS` or :data:`SPARSE_NETWORKS`.
+        A key of :data:`NETWORKS`, :data:`SMALL_NETWORKS` or :data:`SPARSE_NETWORKS`.
     dtype, batch_size, backend, n_threads, update_rule, epoch_rule, density, input_format
         As for :class:`KernelCase`.
 
@@ -373,7 +377,7 @@ def kernel_case(kernel, network, dtype, batch_size, backend, n_threads, update_r
     case = _last_case.get(key)
     if case is None:
         _last_case.clear()  # free the previous case's buffers first
-        sizes = NETWORKS[network] if network in NETWORKS else SPARSE_NETWORKS[network]
+        sizes = {**NETWORKS, **SMALL_NETWORKS, **SPARSE_NETWORKS}[network]
         case = KernelCase(sizes, dtype, batch_size, backend, n_threads, update_rule,
                           epoch_rule=epoch_rule, density=density, input_format=input_format)
         case.prepare(kernel)

@@ -19,7 +19,9 @@ from .common import (
     BACKENDS,
     BATCH_SIZES,
     DTYPES,
+    EPOCH_RULES,
     NETWORK_NAMES,
+    SMALL_NETWORK_NAMES,
     THREADS,
     UPDATE_RULES,
     KernelTiming,
@@ -104,3 +106,23 @@ class TrainEpochSlice(_Kernel):
         """Seconds per ``train_epoch`` call over ``epoch_rows(batch_size)`` rows."""
         self.case.train_epoch()
 
+
+class SmallNetworkEpoch(KernelTiming):
+    """``train_epoch`` of a small network over 2,048 rows in batches of 200, float64:
+    scikit-learn's MLP defaults on its digits (64-100-10) and on a 40-feature
+    table (40-100-5).  On two threads their batches' rows are split among the
+    threads (``fastnn.kernels.row_parallel``); on one, the layer-step loop runs.
+    """
+
+    kernel = "train_epoch"
+    repeat = (3, 10, 10.0)
+    params = [BACKENDS, SMALL_NETWORK_NAMES, THREADS, EPOCH_RULES]
+    param_names = ["backend", "network", "n_threads", "rule"]
+
+    def setup(self, backend, network, n_threads, rule):
+        self.enter(kernel_case(self.kernel, network, "float64", 200, backend, n_threads,
+                               epoch_rule=rule))
+
+    def time_small_network_epoch(self, backend, network, n_threads, rule):
+        """Seconds per ``train_epoch`` call over 2,048 rows (11 batches)."""
+        self.case.train_epoch()
