@@ -330,7 +330,8 @@ def build_parser():
                           help="also the same paths for scipy.sparse (CSR) inputs")
     compile_.add_argument("--threads", type=_positive_int, metavar="N",
                           help="threads the kernels will run with (default: all available; "
-                               "with 1 the parallel split is not compiled)")
+                               "with 1 neither the parallel split nor the small networks' "
+                               "row-split loop is compiled)")
 
     # ----------------------------------------------------------------- export
     export = commands.add_parser(
