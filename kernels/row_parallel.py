@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn.kernels.config import COMPILED, ROW_PARALLEL_MAX_PARAMS
-from fastnn.kernels.elementwise import gather_batch
+from fastnn.kernels.elementwise import gather_rows, gather_values
 from fastnn.kernels.layer_steps import GATHER, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
@@ -88,9 +88,14 @@ def row_parallel_epoch(leaves, plan, after, params, grad, state, table, hidden, 
     for b in range(n_batches):
         start = b * batch_size
         n = min(batch_size, m - start)
-        total_weight = gather_batch(Y, weights, order, start, ybuf[:n], wbuf[:n], batch_stats, b)
+        # the row weights here (their sum scales every thread's delta), the targets by
+        # the thread whose rows they are
+        total_weight = gather_values(weights, order, start, wbuf[:n])
         if total_weight == 0:
-            continue  # all its sample weights are zero: no step
+            batch_stats[b, 0] = 0.0  # all its sample weights are zero: no step
+            batch_stats[b, 1] = 0.0
+            batch_stats[b, 2] = 0.0
+            continue
         s = step_scalars(params, settings, step[0])
         # the decay λW goes into the first thread's gradient only
         s_rest = without_decay(s)
@@ -104,6 +109,7 @@ def row_parallel_epoch(leaves, plan, after, params, grad, state, table, hidden, 
             acts = thread_acts[t]
             deltas = thread_deltas[t]
             buffers = (params, g, state, table, hidden, xs[t][:rows], acts, deltas, X, order)
+            gather_rows(Y, order, start + r0, ybuf[r0:r1])
             for i in range(plan.shape[0]):
                 kind = plan[i, 0]
                 if kind == OUTPUT:
