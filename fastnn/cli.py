@@ -745,20 +745,19 @@ def _compile(args):
     from fastnn.validation import check_n_threads
 
     threads = check_n_threads(args.threads, available_threads())
-    paths = ["forward"]
+    training = []  # the training paths, which a CSR X has too
     for name in args.optimizer:
         path = "sgd" if name == "sgd" else "step"
-        if path not in paths:
-            paths.append(path)
-    if args.clip_norm:
-        paths.append("clipped")
-    dense_batches = paths[1:]  # the mini-batch paths a CSR X has too
-    paths.append("rows")  # small networks' batches, with two threads or more
+        if path not in training:
+            training.append(path)
     if args.per_sample:
-        paths.append("per-sample")
-        dense_batches.append("per-sample")
+        training.append("per-sample")
+    if args.clip_norm:
+        training.append("clipped")
+    # and small networks' batches, split by rows with two threads or more
+    paths = ["forward"] + training + ["rows"]
     if args.sparse:
-        paths += ["sparse-" + path for path in ["forward"] + dense_batches]
+        paths += ["sparse-" + path for path in ["forward"] + training]
     print(f"{PROG} compile: the {', '.join(kernels.PATHS[p] for p in paths)} kernels; "
           f"{', '.join(args.dtype)}; {threads} thread{'s' if threads != 1 else ''}")
     started = time.perf_counter()

@@ -298,8 +298,7 @@ def _thread_buffers(dtype, n_threads, batch_size, table, n_params):
     key = (np.dtype(dtype), n_threads, batch_size, table[0, 0], n_units(table), n_params)
     if getattr(_row_scratch, "key", None) != key:
         _row_scratch.key = key
-        _row_scratch.buffers = thread_buffers(dtype, n_threads, batch_size, table[0, 0],
-                                              n_units(table), n_params)
+        _row_scratch.buffers = thread_buffers(*key)
     return _row_scratch.buffers
 
 
@@ -420,14 +419,15 @@ def _dummy_calls(dtype, path):
     if path == "rows":
         # a small network's batches, two rows a thread: its rows split among the threads
         n_threads = numba.get_num_threads()
-        path, batches = "sgd", ([2 * n_threads] if n_threads > 1 else [])
+        if n_threads == 1:
+            return []  # one thread never splits a batch's rows
+        path, batch = "sgd", 2 * n_threads
     else:
-        batches = [1 if path == "per-sample" else 2]
+        batch = 1 if path == "per-sample" else 2
     settings = _step_settings(dtype, **_PATH_SETTINGS[path])
     return [_training_call(params, grad, state, table, hidden, 0, X, Y, weights,
                            np.arange(2, dtype=np.int64), batch, settings, step, X, Y, weights,
-                           acts, deltas, np.zeros((2, 3)))
-            for batch in batches]
+                           acts, deltas, np.zeros((2, 3)))]
 
 
 #: the paths of the kernels, and what each is called in the compile notice

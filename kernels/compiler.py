@@ -189,9 +189,8 @@ def prepare(groups, dtype_name, sharing=None, after=()):
     units, names = [], []
     for name, group in groups:
         group = [(d, tuple(s)) for d, s in group]
-        if name not in names and any(not is_compiled(d, s) and not is_cached(d, s)
-                                     for d, s in group):
-            names.append(name)  # once: a path may have more than one call
+        if any(not is_compiled(d, s) and not is_cached(d, s) for d, s in group):
+            names.append(name)
         units += [u for u in group if u not in units]
     missing = [(d, s) for d, s in units if not is_compiled(d, s)]
     to_compile = [(d, s) for d, s in missing if not is_cached(d, s)]

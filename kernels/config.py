@@ -21,6 +21,7 @@ MIN_PARALLEL_INNER = 32
 #: step split; measured in docs/design.md, rule 11
 ROW_PARALLEL_MAX_PARAMS = 50_000
 
+
 def _cache_available():
     """Whether Numba has somewhere to write the kernels' cache.
 

@@ -147,9 +147,9 @@ def gather_values(src, order, start, dst):
 
 
 @njit(inline="always")
-def gather_batch(Y, weights, order, start, yb, wb, batch_stats, b):
-    """Mini-batch ``b``'s row weights into ``wb`` and, unless they are all zero, its
-    targets into ``yb`` (rows ``order[start:]``); returns ``Σ wb`` (float64).
+def gather_batch_weights(weights, order, start, wb, batch_stats, b):
+    """Mini-batch ``b``'s row weights into ``wb`` (rows ``order[start:]``); returns
+    ``Σ wb`` (float64).
 
     A batch whose weights are all zero has nothing to learn from: it takes no
     step, and its row of ``batch_stats`` records zeros.
@@ -159,6 +159,23 @@ def gather_batch(Y, weights, order, start, yb, wb, batch_stats, b):
         batch_stats[b, 0] = 0.0
         batch_stats[b, 1] = 0.0
         batch_stats[b, 2] = 0.0
-    else:
+    return total
+
+
+@njit(inline="always")
+def gather_batch(Y, weights, order, start, yb, wb, batch_stats, b):
+    """:func:`gather_batch_weights`, and unless the weights are all zero the batch's
+    targets into ``yb``; returns ``Σ wb`` (float64)."""
+    total = gather_batch_weights(weights, order, start, wb, batch_stats, b)
+    if total != 0:
         gather_rows(Y, order, start, yb)
     return total
+
+
+@njit(inline="always")
+def record_batch(batch_stats, b, loss, errors, total_weight):
+    """Mini-batch ``b``'s row of ``batch_stats``: its mean loss and error (``Σ w_i L_i``
+    and ``Σ w_i [row i wrong]`` over ``Σ w_i``) and its weight."""
+    batch_stats[b, 0] = loss / total_weight
+    batch_stats[b, 1] = errors / total_weight
+    batch_stats[b, 2] = total_weight

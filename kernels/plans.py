@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from fastnn.kernels.config import COMPILED
-from fastnn.kernels.elementwise import gather_batch
+from fastnn.kernels.elementwise import gather_batch, record_batch
 from fastnn.kernels.layer_steps import (
     DELTA,
     FORWARD,
@@ -88,19 +88,23 @@ def step_plan(n_layers):
     return as_plan([(CLIP, 0), (SCALARS, 0)] + [(UPDATE, l) for l in range(n_layers)])
 
 
+def _batch_forward_rows(n_layers):
+    # a training batch up to its output delta: its rows gathered, forward, output
+    return [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
+
+
 @cache
 def row_plan(n_layers):
     """One thread's share of a batch in :mod:`fastnn.kernels.row_parallel`: its rows
     gathered, forward, output, and the backward pass into its gradient."""
-    rows = [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
-    return as_plan(rows + backward_rows(n_layers, GRADIENT))
+    return as_plan(_batch_forward_rows(n_layers) + backward_rows(n_layers, GRADIENT))
 
 
 @cache
 def training_plan(n_layers, plain_sgd, clipped):
     """One training batch: its rows gathered, forward, output, backward and the step
     (see the module)."""
-    rows = [(GATHER, 0)] + [(FORWARD, l) for l in range(n_layers)] + [(OUTPUT, 0)]
+    rows = _batch_forward_rows(n_layers)
     if clipped:
         rows += backward_rows(n_layers, GRADIENT) + [(CLIP, 0), (SCALARS, 0)]
         rows += [(UPDATE, l) for l in range(n_layers)]
@@ -194,7 +198,5 @@ def run_plan(leaves, plan, params, grad, state, table, hidden, output, X, Y, wei
                 layer = start if kind == GATHER else plan[i, 1]
                 run_step(leaves, kind, layer, n, buffers, s, n_blocks)
         if not whole:
-            batch_stats[b, 0] = loss / total_weight
-            batch_stats[b, 1] = errors / total_weight
-            batch_stats[b, 2] = total_weight
+            record_batch(batch_stats, b, loss, errors, total_weight)
     return loss, errors

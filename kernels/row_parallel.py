@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn.kernels.config import COMPILED, ROW_PARALLEL_MAX_PARAMS
-from fastnn.kernels.elementwise import gather_rows, gather_values
+from fastnn.kernels.elementwise import gather_batch_weights, gather_rows, record_batch
 from fastnn.kernels.layer_steps import GATHER, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
@@ -90,12 +90,9 @@ def row_parallel_epoch(leaves, plan, after, params, grad, state, table, hidden, 
         n = min(batch_size, m - start)
         # the row weights here (their sum scales every thread's delta), the targets by
         # the thread whose rows they are
-        total_weight = gather_values(weights, order, start, wbuf[:n])
+        total_weight = gather_batch_weights(weights, order, start, wbuf[:n], batch_stats, b)
         if total_weight == 0:
-            batch_stats[b, 0] = 0.0  # all its sample weights are zero: no step
-            batch_stats[b, 1] = 0.0
-            batch_stats[b, 2] = 0.0
-            continue
+            continue  # all its sample weights are zero: no step
         s = step_scalars(params, settings, step[0])
         # the decay λW goes into the first thread's gradient only
         s_rest = without_decay(s)
@@ -142,9 +139,7 @@ def row_parallel_epoch(leaves, plan, after, params, grad, state, table, hidden, 
         for t in range(parts):
             loss += thread_stats[t, 0]
             errors += thread_stats[t, 1]
-        batch_stats[b, 0] = loss / total_weight
-        batch_stats[b, 1] = errors / total_weight
-        batch_stats[b, 2] = total_weight
+        record_batch(batch_stats, b, loss, errors, total_weight)
 
 
 def thread_buffers(dtype, n_threads, batch_size, d0, n_units, n_params):

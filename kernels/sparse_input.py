@@ -46,7 +46,12 @@ from numba import njit, prange
 from fastnn import codes
 from fastnn.kernels.arrays import matrix
 from fastnn.kernels.config import COMPILED, INTERNAL, MIN_PARALLEL_MULTIPLY_ADDS
-from fastnn.kernels.elementwise import bias_activate, column_sums, gather_batch
+from fastnn.kernels.elementwise import (
+    bias_activate,
+    column_sums,
+    gather_batch,
+    record_batch,
+)
 from fastnn.kernels.layer_steps import FORWARD, GRADIENT, SGD, STEP, UPDATE, run_step
 from fastnn.kernels.native_calls import OUTPUT_LEAF, call_output
 from fastnn.kernels.outputs import DELTA as OUTPUT_DELTA
@@ -468,9 +473,7 @@ def sparse_train_epoch(leaves, params, grad, state, table, hidden, output, data,
                 clip_gradient(grad, settings.clip_norm)
                 s = step_scalars(params, settings, count_step(settings, step))
             upper_steps(leaves, plans[2], n, buffers, s, n_blocks)
-        batch_stats[b, 0] = loss / total_weight
-        batch_stats[b, 1] = errors / total_weight
-        batch_stats[b, 2] = total_weight
+        record_batch(batch_stats, b, loss, errors, total_weight)
     # and back to the parameters' layout
     _transpose_block(params, grad, w_start, d0, d1)
     if stateful:
