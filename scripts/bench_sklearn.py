@@ -9,6 +9,13 @@ process after a warm-up fit (fastnn's kernels compiled, both libraries'
 imports done); the table gives the median fit time, the ratio and the test
 accuracy.  Both use every core (fastnn's threads, scikit-learn's BLAS).
 
+Every timed fit starts after ``--gap`` seconds of idle time.  Without it a
+fit that follows the other library's inherits its threads: NumPy's OpenBLAS
+keeps its worker threads spinning for about 0.1 s after each call (its
+``OPENBLAS_THREAD_TIMEOUT``), so on two cores a digits fit of fastnn that
+starts right after scikit-learn's took 0.26-0.30 s against 0.19-0.21 s after
+0.3 s of rest or after another fastnn fit (Sapphire Rapids, Dec 2026).
+
 Run ``python scripts/bench_sklearn.py`` (about 10 minutes on 2 cores).
 """
 
@@ -36,7 +43,8 @@ def problems(tabular_rows, tabular_max_iter):
            {"max_iter": tabular_max_iter})
 
 
-def timed_fit(estimator, X_train, y_train, X_test, y_test):
+def timed_fit(estimator, X_train, y_train, X_test, y_test, gap=0.0):
+    time.sleep(gap)  # both libraries' idle threads have gone to sleep
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -51,6 +59,8 @@ def main():
     parser.add_argument("--tabular-rows", type=int, default=100_000)
     parser.add_argument("--tabular-max-iter", type=int, default=20)
     parser.add_argument("--solvers", default="adam,sgd,lbfgs")
+    parser.add_argument("--gap", type=float, default=0.5,
+                        help="idle seconds before each timed fit (default 0.5)")
     args = parser.parse_args()
     rows = []
     for name, X, y, extra in problems(args.tabular_rows, args.tabular_max_iter):
@@ -68,7 +78,7 @@ def main():
                 order = [("fastnn", FastnnMLP), ("scikit-learn", ScikitLearnMLP)]
                 for label, cls in order if round_ % 2 == 0 else order[::-1]:
                     seconds, accuracy, n_iter = timed_fit(cls(**params), X_train, y_train,
-                                                          X_test, y_test)
+                                                          X_test, y_test, args.gap)
                     times[label].append(seconds)
                     last[label] = (accuracy, n_iter)
                     print(f"{name} {solver} {label}: {seconds:.2f} s, accuracy {accuracy:.4f}, "
