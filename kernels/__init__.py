@@ -307,11 +307,10 @@ def _row_parallel_call(params, grad, state, table, hidden, output, X, Y, weights
     # a small network: each thread runs whole batches' passes on its share of the rows
     slots = (FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF, GRADIENT_LEAF, PARALLEL_LEAF)
     n_layers = table.shape[0]
-    args = (_NO_LEAVES, _plans.row_plan(n_layers), _plans.step_plan(n_layers), params, grad,
-            state, table, hidden, output, X, Y, weights, order, batch_size, settings, step,
-            ybuf, wbuf, *_thread_buffers(params.dtype, n_threads, batch_size, table,
-                                         params.shape[0]),
-            batch_stats, n_threads)
+    buffers = _thread_buffers(params.dtype, n_threads, batch_size, table, params.shape[0])
+    args = (_NO_LEAVES, _plans.row_plan(n_layers), params, grad, state, table, hidden, output,
+            X, Y, weights, order, batch_size, settings, step, ybuf, wbuf, *buffers, batch_stats,
+            n_threads)
     return row_parallel_epoch, args, slots, PATHS["rows"]
 
 

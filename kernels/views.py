@@ -14,29 +14,31 @@ from fastnn.kernels.config import INTERNAL
 # Compiled functions of their own, not inlined: Numba compiles an inlined
 # function again at every call site (60-80 ms each; a layer step has a dozen
 # views), a called one once, and LLVM inlines such small code anyway.
-_weight_span = njit(**INTERNAL)(layout.weight_span)
-_bias_span = njit(**INTERNAL)(layout.bias_span)
+#: ``(start, rows, cols)`` of a layer's ``W`` in a flat buffer
+weight_span = njit(**INTERNAL)(layout.weight_span)
+#: ``(start, length)`` of a layer's ``b`` in a flat buffer
+bias_span = njit(**INTERNAL)(layout.bias_span)
 _workspace_span = njit(**INTERNAL)(layout.workspace_span)
 
 
 @njit(**INTERNAL)
 def weight_view(flat, table, layer):
     """``W`` of ``layer`` (0-based) as a (d_out, d_in) view into ``flat``."""
-    start, rows, cols = _weight_span(table, layer)
+    start, rows, cols = weight_span(table, layer)
     return matrix(flat, start, rows, cols)
 
 
 @njit(**INTERNAL)
 def bias_view(flat, table, layer):
     """``b`` of ``layer`` (0-based) as a (d_out,) view into ``flat``."""
-    start, length = _bias_span(table, layer)
+    start, length = bias_span(table, layer)
     return vector(flat, start, length)
 
 
 @njit(**INTERNAL)
 def bias_row(flat, table, layer):
     """``b`` of ``layer`` as a (1, d_out) view, for the block loops."""
-    start, length = _bias_span(table, layer)
+    start, length = bias_span(table, layer)
     return matrix(flat, start, 1, length)
 
 

@@ -174,18 +174,22 @@ def test_train_epoch(sizes, batch_size, activation, output, dtype, n_threads, op
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("optimizer", ["sgd-decay", "nesterov", "adamw-clipped"])
-def test_rows_split_epoch_edges(optimizer, dtype):
+@pytest.mark.parametrize("optimizer", ["sgd-decay", "nesterov", "adam", "adamw-clipped"])
+@pytest.mark.parametrize("sizes,output", [(WIDE, "softmax"), ([96, 160, 1], "sigmoid")],
+                         ids=["wide", "one-output"])
+def test_rows_split_epoch_edges(sizes, output, optimizer, dtype):
     """A small network's batches split by rows on two threads: a last batch of one row
     (fewer rows than threads), a batch whose weights are all zero (no step, zeros
-    recorded), the same bits in a second run, the reference's numbers."""
+    recorded), the same bits in a second run, the reference's numbers; and an output
+    layer of one unit, whose one row of weights (and bias) only one of the threads
+    that share the step may sum and step."""
     from fastnn.kernels.row_parallel import row_parallel
     from fastnn.optim import step_settings
     from fastnn.threads import available_threads, thread_scope
     if available_threads() < 2:
         pytest.skip("needs 2 threads")
     n, batch = 41, 8
-    case = KernelCase(WIDE, "relu", "softmax", dtype, n)
+    case = KernelCase(sizes, "relu", output, dtype, n)
     assert row_parallel(case.net.params.size, batch, 2)
     order = np.random.default_rng(3).permutation(n)
     weights = case.weights.copy()
