@@ -8,9 +8,9 @@ targets, and the workspace allocator (docs/design.md, "The interface between
 the network and the training code").
 """
 
-import numpy as np
 
 from fastnn import codes
+from fastnn.aligned import aligned_zeros
 from fastnn.layout import layer_table, n_params, n_units
 from fastnn.validation import (
     as_features,
@@ -95,7 +95,7 @@ class Architecture:
 
     def new_params(self):
         """A zeroed flat parameter buffer, shape (n_params,), of the dtype."""
-        return np.zeros(self.n_params, dtype=self.dtype)
+        return aligned_zeros(self.n_params, self.dtype)
 
     # ------------------------------------------------------------ identity
 

@@ -13,6 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from fastnn import codes
+from fastnn.aligned import aligned_zeros
 
 #: Everything one optimizer step needs besides the buffers.
 #: ``code`` is ``codes.SGD``/``ADAM``/``ADAMW``; ``clip_norm`` 0 means no clipping.
@@ -51,7 +52,7 @@ def new_state(optimizer, n_params, dtype):
     step : ndarray of int64, shape (1,)
         Steps taken so far (Adam's bias correction uses it); updated in place.
     """
-    return np.zeros((state_rows(optimizer), n_params), dtype=dtype), np.zeros(1, dtype=np.int64)
+    return aligned_zeros((state_rows(optimizer), n_params), dtype), np.zeros(1, dtype=np.int64)
 
 
 def kernel_path(settings, batch_size):

@@ -14,6 +14,7 @@ import copy
 
 import numpy as np
 
+from fastnn.aligned import aligned_copy
 from fastnn.optim import new_state
 
 
@@ -104,11 +105,11 @@ class TrainingState:
     @classmethod
     def from_dict(cls, data):
         """Inverse of :meth:`to_dict`."""
-        state = cls(np.array(data["params"]), np.random.default_rng())
+        state = cls(aligned_copy(data["params"]), np.random.default_rng())
         state.rng_state = data["rng_state"]
         state.epochs_done = data["epochs_done"]
         state.optimizer = data["optimizer"]
-        state.moments = None if data["moments"] is None else np.array(data["moments"])
+        state.moments = None if data["moments"] is None else aligned_copy(data["moments"])
         state.step = None if data["step"] is None else np.array(data["step"])
         return state
 

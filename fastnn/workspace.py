@@ -9,6 +9,7 @@ once per call or fit, so the compiled loops allocate nothing.
 
 import numpy as np
 
+from fastnn.aligned import aligned_zeros
 from fastnn.layout import workspace_block
 from fastnn.validation import take_rows
 
@@ -50,14 +51,15 @@ class Workspace:
         dtype = architecture.dtype
         # zeros, not empty: the same bytes in every run, and free for large
         # buffers (the operating system hands out zeroed pages)
-        self.acts = np.zeros(self.rows * architecture.n_units, dtype=dtype)
-        self.deltas = np.zeros_like(self.acts) if deltas else None
+        # (and each starting a cache line, see fastnn.aligned)
+        self.acts = aligned_zeros(self.rows * architecture.n_units, dtype)
+        self.deltas = aligned_zeros(self.acts.shape, dtype) if deltas else None
         self.x = self.y = self.w = None
         if gather:
             if not sparse:
-                self.x = np.zeros((self.rows, architecture.sizes[0]), dtype=dtype)
-            self.y = np.zeros((self.rows, architecture.sizes[-1]), dtype=dtype)
-            self.w = np.zeros(self.rows, dtype=dtype)
+                self.x = aligned_zeros((self.rows, architecture.sizes[0]), dtype)
+            self.y = aligned_zeros((self.rows, architecture.sizes[-1]), dtype)
+            self.w = aligned_zeros(self.rows, dtype)
 
     def block(self, buffer, layer, n):
         """Layer ``layer``'s (0-based) first ``n`` rows in ``buffer``, shape (n, d_{layer+1})."""
