@@ -112,18 +112,9 @@ def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
 
 
 @njit(inline="always")
-def _sum_rows_one(values, rows, k0, k1, M, d1, c):
-    # as _sum_rows, one vector (the columns after the last block of four)
-    a = vector_zeros(M)
-    for k in range(k0, k1):
-        a = vector_add_product(a, values[k], M, rows[k] * d1 + c)
-    return a
-
-
-@njit(inline="always")
-def _sum_rows_half(values, rows, k0, k1, M, d1, c):
-    # as _sum_rows_one, half a vector
-    a = half_vector_zeros(M)
+def _sum_rows_one(values, rows, k0, k1, M, d1, c, a):
+    # as _sum_rows, into one vector a (zeros: a whole vector, or a half for a row's
+    # last columns)
     for k in range(k0, k1):
         a = vector_add_product(a, values[k], M, rows[k] * d1 + c)
     return a
@@ -172,14 +163,14 @@ def sum_of_rows(values, rows, k0, k1, M, out, store):
             vector_add_to(out, c + 3 * lanes, a3)
         c += 4 * lanes
     while c + lanes <= d1:
-        a = _sum_rows_one(values, rows, k0, k1, M, d1, c)
+        a = _sum_rows_one(values, rows, k0, k1, M, d1, c, vector_zeros(M))
         if store:
             vector_store(out, c, a)
         else:
             vector_add_to(out, c, a)
         c += lanes
     if c + lanes // 2 <= d1:
-        a = _sum_rows_half(values, rows, k0, k1, M, d1, c)
+        a = _sum_rows_one(values, rows, k0, k1, M, d1, c, half_vector_zeros(M))
         if store:
             vector_store(out, c, a)
         else:

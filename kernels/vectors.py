@@ -103,36 +103,31 @@ def vector_add_product(typingctx, total, scale, array, offset):
     return sig, codegen
 
 
-@intrinsic
-def vector_store(typingctx, array, offset, value):
-    """``array.flat[offset:offset + lanes] ← value``."""
-    sig = types.void(array, types.intp, value)
-
+def _storing(add):
+    # the codegen of vector_store (add False) and vector_add_to (add True)
     def codegen(context, builder, signature, args):
         array_value, offset_value, vector_value = args
-        array_type = signature.args[0]
+        array_type, vector_type = signature.args[0], signature.args[2]
+        if add:
+            vector_value = builder.fadd(_load(context, builder, array_type, array_value,
+                                              offset_value, vector_type), vector_value)
         pointer = _pointer(context, builder, array_type, array_value, offset_value,
                            vector_value.type)
         builder.store(vector_value, pointer, align=_element_bytes(context, array_type))
         return context.get_dummy_value()
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def vector_store(typingctx, array, offset, value):
+    """``array.flat[offset:offset + lanes] ← value``."""
+    return types.void(array, types.intp, value), _storing(False)
 
 
 @intrinsic
 def vector_add_to(typingctx, array, offset, value):
     """``array.flat[offset:offset + lanes] += value``."""
-    sig = types.void(array, types.intp, value)
-
-    def codegen(context, builder, signature, args):
-        array_value, offset_value, vector_value = args
-        array_type = signature.args[0]
-        loaded = _load(context, builder, array_type, array_value, offset_value, value)
-        pointer = _pointer(context, builder, array_type, array_value, offset_value,
-                           vector_value.type)
-        builder.store(builder.fadd(loaded, vector_value), pointer,
-                      align=_element_bytes(context, array_type))
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(array, types.intp, value), _storing(True)
 
 
 @intrinsic
