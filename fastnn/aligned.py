@@ -40,9 +40,14 @@ def aligned_zeros(shape, dtype):
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
+def aligned_zeros_like(array):
+    """Aligned zeros of ``array``'s shape and dtype (see :func:`aligned_zeros`)."""
+    return aligned_zeros(array.shape, array.dtype)
+
+
 def aligned_copy(array):
     """An aligned C-ordered copy of ``array`` (see :func:`aligned_zeros`)."""
     array = np.asarray(array)
-    out = aligned_zeros(array.shape, array.dtype)
+    out = aligned_zeros_like(array)
     out[...] = array
     return out

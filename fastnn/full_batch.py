@@ -9,7 +9,7 @@ every evaluation of a fit.
 
 import numpy as np
 
-from fastnn.aligned import aligned_zeros
+from fastnn.aligned import aligned_zeros_like
 
 
 def loss_and_gradient(network, X, Y, weights, weight_decay, workspace, grad):
@@ -80,7 +80,7 @@ class FullBatchObjective:
         self.network, self.X, self.Y, self.weights = network, X, Y, weights
         architecture = network.architecture
         self.workspace = architecture.workspace(X.shape[0])
-        self.grad = aligned_zeros(network.params.shape, network.params.dtype)
+        self.grad = aligned_zeros_like(network.params)
         self.total = float(weights.sum(dtype=np.float64))
         self.factor = float(factor)
         # fastnn's λ (on the mean loss): scikit-learn's α / Σw

@@ -4,7 +4,7 @@
 import numpy as np
 
 from fastnn import codes, evaluation, metrics, model_files, reference
-from fastnn.aligned import aligned_zeros
+from fastnn.aligned import aligned_zeros_like
 from fastnn.architecture import Architecture
 from fastnn.full_batch import loss_and_gradient
 from fastnn.init import SCHEMES, initialize
@@ -247,7 +247,7 @@ class Network:
         X = self._features(X)
         Y = self._targets(y, X.shape[0])
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        grad = aligned_zeros(self.params.shape, self.params.dtype)
+        grad = aligned_zeros_like(self.params)
         with self.thread_scope():
             loss_and_gradient(self, X, Y, weights, weight_decay,
                               self.architecture.workspace(X.shape[0]), grad)

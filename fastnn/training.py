@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import codes, model_files
-from fastnn.aligned import aligned_zeros
+from fastnn.aligned import aligned_zeros_like
 from fastnn.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from fastnn.evaluation import validation_metrics
 from fastnn.history import History
@@ -224,7 +224,7 @@ class TrainingRun:
         self.batch, self.n_batches = self._batching(X.shape[0])
         self.moments, self.step = self.state.optimizer_buffers(plan.optimizer, warm_start)
         # every buffer allocated once; the epochs allocate nothing in compiled code
-        self.grad = aligned_zeros(network.params.shape, network.params.dtype)
+        self.grad = aligned_zeros_like(network.params)
         self.workspace = self.architecture.workspace(self.batch, gather=True,
                                                      sparse=self._sparse_inputs())
         self.batch_stats = np.empty((self.n_batches, 3), dtype=np.float64)

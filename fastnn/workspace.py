@@ -9,7 +9,7 @@ once per call or fit, so the compiled loops allocate nothing.
 
 import numpy as np
 
-from fastnn.aligned import aligned_zeros
+from fastnn.aligned import aligned_zeros, aligned_zeros_like
 from fastnn.layout import workspace_block
 from fastnn.validation import take_rows
 
@@ -53,7 +53,7 @@ class Workspace:
         # buffers (the operating system hands out zeroed pages)
         # (and each starting a cache line, see fastnn.aligned)
         self.acts = aligned_zeros(self.rows * architecture.n_units, dtype)
-        self.deltas = aligned_zeros(self.acts.shape, dtype) if deltas else None
+        self.deltas = aligned_zeros_like(self.acts) if deltas else None
         self.x = self.y = self.w = None
         if gather:
             if not sparse:

@@ -304,8 +304,9 @@ def _thread_buffers(dtype, n_threads, batch_size, table, n_params):
 
 def _row_parallel_call(params, grad, state, table, hidden, output, X, Y, weights, order,
                        batch_size, settings, step, ybuf, wbuf, batch_stats, n_threads):
-    # a small network: each thread runs whole batches' passes on its share of the rows
-    slots = (FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF, GRADIENT_LEAF, PARALLEL_LEAF)
+    # a small network: each thread runs whole batches' passes on its share of the rows,
+    # its layer steps on its own thread (no parallel split: the threads are busy)
+    slots = (FORWARD_LEAF, DELTA_LEAF, OUTPUT_LEAF, GATHER_LEAF, GRADIENT_LEAF)
     n_layers = table.shape[0]
     buffers = _thread_buffers(params.dtype, n_threads, batch_size, table, params.shape[0])
     args = (_NO_LEAVES, _plans.row_plan(n_layers), params, grad, state, table, hidden, output,

@@ -33,6 +33,7 @@ They depend on the thread count, never on timing.
 import numpy as np
 from numba import njit, prange
 
+from fastnn.aligned import aligned_zeros
 from fastnn.kernels.arrays import vector
 from fastnn.kernels.config import COMPILED, INTERNAL, ROW_PARALLEL_MAX_PARAMS
 from fastnn.kernels.elementwise import gather_batch_weights, gather_rows, record_batch
@@ -190,8 +191,8 @@ def thread_buffers(dtype, n_threads, batch_size, d0, n_units, n_params):
     """The per-thread arrays of :func:`row_parallel_epoch`: ``(xs, thread_acts,
     thread_deltas, thread_grads, thread_stats)``."""
     rows = -(-batch_size // n_threads)
-    return (np.zeros((n_threads, rows, d0), dtype=dtype),
-            np.zeros((n_threads, rows * n_units), dtype=dtype),
-            np.zeros((n_threads, rows * n_units), dtype=dtype),
-            np.zeros((n_threads - 1, n_params), dtype=dtype),
+    return (aligned_zeros((n_threads, rows, d0), dtype),
+            aligned_zeros((n_threads, rows * n_units), dtype),
+            aligned_zeros((n_threads, rows * n_units), dtype),
+            aligned_zeros((n_threads - 1, n_params), dtype),
             np.zeros((n_threads, 2), dtype=np.float64))

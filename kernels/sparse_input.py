@@ -127,6 +127,15 @@ def _sum_rows_tail(values, rows, k0, k1, M, out, c):
         add_row(out, values[k], row_segment(M, rows[k], c, c + out.shape[0]))
 
 
+@njit(inline="always")
+def _write(out, at, a, store):
+    # out[at:] ← a (store) or += a
+    if store:
+        vector_store(out, at, a)
+    else:
+        vector_add_to(out, at, a)
+
+
 # compiled on its own (not inlined): it has two callers, and each call site of an
 # inlined function is compiled again (3 s more of a cold sparse fit)
 @njit(**INTERNAL)
@@ -151,30 +160,17 @@ def sum_of_rows(values, rows, k0, k1, M, out, store):
     c = 0
     while c + 4 * lanes <= d1:
         a0, a1, a2, a3 = _sum_rows(values, rows, k0, k1, M, d1, c, lanes)
-        if store:
-            vector_store(out, c, a0)
-            vector_store(out, c + lanes, a1)
-            vector_store(out, c + 2 * lanes, a2)
-            vector_store(out, c + 3 * lanes, a3)
-        else:
-            vector_add_to(out, c, a0)
-            vector_add_to(out, c + lanes, a1)
-            vector_add_to(out, c + 2 * lanes, a2)
-            vector_add_to(out, c + 3 * lanes, a3)
+        _write(out, c, a0, store)
+        _write(out, c + lanes, a1, store)
+        _write(out, c + 2 * lanes, a2, store)
+        _write(out, c + 3 * lanes, a3, store)
         c += 4 * lanes
     while c + lanes <= d1:
-        a = _sum_rows_one(values, rows, k0, k1, M, d1, c, vector_zeros(M))
-        if store:
-            vector_store(out, c, a)
-        else:
-            vector_add_to(out, c, a)
+        _write(out, c, _sum_rows_one(values, rows, k0, k1, M, d1, c, vector_zeros(M)), store)
         c += lanes
     if c + lanes // 2 <= d1:
-        a = _sum_rows_one(values, rows, k0, k1, M, d1, c, half_vector_zeros(M))
-        if store:
-            vector_store(out, c, a)
-        else:
-            vector_add_to(out, c, a)
+        _write(out, c, _sum_rows_one(values, rows, k0, k1, M, d1, c, half_vector_zeros(M)),
+               store)
         c += lanes // 2
     if c < d1:
         tail = out[c:]
