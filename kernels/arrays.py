@@ -44,7 +44,8 @@ def matrix(typingctx, flat, start, rows, cols):
 
 @intrinsic
 def vector(typingctx, flat, start, length):
-    """``flat[start:start + length]``, a view (flat is 1-D, C order)."""
+    """``flat[start:start + length]``, a view (flat is C-contiguous, of any number of
+    dimensions: its buffer is taken as 1-D)."""
     view_type = types.Array(flat.dtype, 1, "C")
     sig = view_type(flat, types.intp, types.intp)
 
