@@ -8,7 +8,7 @@ memory), or give the address of an element for BLAS, at a few milliseconds
 each.  They check nothing: the offsets come from :mod:`fastnn.layout`.
 """
 
-from numba import types
+from numba import errors, types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
@@ -46,6 +46,10 @@ def matrix(typingctx, flat, start, rows, cols):
 def vector(typingctx, flat, start, length):
     """``flat[start:start + length]``, a view (flat is C-contiguous, of any number of
     dimensions: its buffer is taken as 1-D)."""
+    if flat.layout != "C":
+        # a strided array's buffer is not its elements in order: refused when
+        # the caller is compiled, not a wrong view at run time
+        raise errors.TypingError(f"vector() takes a C-contiguous array, got {flat}")
     view_type = types.Array(flat.dtype, 1, "C")
     sig = view_type(flat, types.intp, types.intp)
 
