@@ -1,12 +1,12 @@
 """``exp(x)`` for ``x <= 0`` in float64, written so that LLVM vectorises a loop of it.
 
 ``np.exp`` in compiled code is a call into libm for every element (there is no
-SVML here, docs/design.md rule 6), so a loop of exponentials runs one at a time:
-the softmax of a digits batch (200 rows of 10 classes) spent 23 of its 27 µs in
-those calls.  The function below is plain arithmetic (no call, no branch, no
-table), so a loop over an array of it becomes vector code: 2,000 exponentials
-took 8.0 µs against libm's 22.8 (float64, one thread, 2-core Intel Sapphire
-Rapids).
+SVML here, docs/design.md rule 6), so a loop of exponentials runs one at a time.
+The function below is plain arithmetic (no call, no branch, no table), so a
+loop over an array of it becomes vector code: 2,000 exponentials took 6.3-6.7
+µs against libm's 22.2-22.5, and the softmax step of a digits batch (200 rows
+of 10 classes) 23-34 µs against 49-50 (float64, one thread, 2-core Intel
+Sapphire Rapids; docs/design.md, rule 6).
 
 The method is the usual one (Cody and Waite's reduction, as in fdlibm's
 ``e_exp.c``): ``x = k ln 2 + r`` with ``k = round(x / ln 2)`` and
@@ -21,8 +21,8 @@ which AVX2 lacks for vectors).  Measured within 1 ulp of NumPy's ``np.exp``
 over ``[-708, 0]`` (``tests/test_exponential.py``).
 
 A compiled function of its own, which LLVM inlines into the softmax's loop
-(:mod:`fastnn.kernels.outputs`); inlined by Numba instead, its body made that
-loop's compile no faster (2.4-3.3 s against 2.5-2.9 for the output pass).
+(:mod:`fastnn.kernels.outputs`); inlined by Numba instead, its body made the
+output pass's compile no faster (2.4-3.3 s against 2.5-2.9, 3 runs each).
 
 Only the range the softmax needs: ``x = z - max(z) <= 0``.  Below -708 the
 result is 0 (``exp(-708)`` is about 3.3e-308, the smallest normal float64
@@ -107,7 +107,8 @@ def exp_nonpositive(x):
     p = p * r + _C2
     p = (p * r) * r + r + 1.0
     # the low 12 bits of shifted's bits are k's (2^51 has none there), so after
-    # the shift the exponent field is k + 1023 (between 1 and 2046 here)
+    # the shift the exponent field is k + 1023: between 2 and 1023 for x in
+    # [-708, 0]; the garbage below -708 is selected away
     two_to_k = bits_float64((float64_bits(shifted) + 1023) << 52)
     result = p * two_to_k
     # selects, not branches: the loop stays one vector body
