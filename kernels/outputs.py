@@ -191,8 +191,7 @@ def output_pass(output, Z, Y, weights, scale, out, mode):
     costliest loop of all to compile (6 s of a cold first fit).
     """
     if output == codes.OUT_SOFTMAX:
-        loss_total, error_total = _softmax_rows(Z, Y, weights, scale, out, mode)
-        return (0.0, 0.0) if mode == ACTIVATION else (loss_total, error_total)
+        return _softmax_rows(Z, Y, weights, scale, out, mode)  # (0, 0) with ACTIVATION
     loss_total = 0.0
     error_total = 0.0
     for i in range(Z.shape[0]):
