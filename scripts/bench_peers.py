@@ -33,7 +33,11 @@ through the engine's own API (``Network(n_threads=...)``,
 round 2: A B C D, ...), so a machine that gets busier or quieter during the
 run affects every engine alike.  Each worker first warms up (JIT compile or
 cache load, allocator, BLAS threads) on a few rows, then times its epochs;
-the table gives the median over all rounds.  Batch size 1 (per-sample SGD)
+the table gives the median over all rounds.  The ratios under it (CSR
+against dense, new against ``--baseline-python``) are also given round by
+round (the median of the per-round ratios, and their range) and best epoch
+against best epoch: on a shared machine the load drifts between rounds by
+more than most changes gain.  Batch size 1 (per-sample SGD)
 is timed on a subset of the rows and scaled to a whole epoch.
 
 An sgemm worker (the same pinning) times a square float32
@@ -711,6 +715,8 @@ def driver(args):
                         failed = True
                         continue
                     results.setdefault((b, engine), []).extend(out["seconds"])
+                    results.setdefault((b, engine, "rounds"), []).append(
+                        statistics.median(out["seconds"]))
                     results.setdefault((b, engine, "rss"), []).append(out.get("rss_growth"))
                     if engine != BASELINE_ENGINE:  # the same library names, other versions
                         seen[engine] = out
@@ -775,14 +781,16 @@ def driver(args):
         sparse, dense = results.get((b, BASELINE)), results.get((b, DENSE_TWIN))
         if sparse and dense:
             footer.append(f"- batch {b}: fastnn-numba on CSR / on the same rows dense = "
-                          f"{statistics.median(sparse) / statistics.median(dense):.3f}")
+                          f"{statistics.median(sparse) / statistics.median(dense):.3f}"
+                          + paired_ratios(results, b, BASELINE, DENSE_TWIN))
     if args.baseline_python:
         for b in batch_sizes:
             new, old = results.get((b, BASELINE)), results.get((b, BASELINE_ENGINE))
             if new and old:
                 footer.append(f"- batch {b}: fastnn-numba / fastnn-baseline = "
-                              f"{statistics.median(new) / statistics.median(old):.3f} "
-                              f"(baseline: {args.baseline_python})")
+                              f"{statistics.median(new) / statistics.median(old):.3f}"
+                              + paired_ratios(results, b, BASELINE, BASELINE_ENGINE)
+                              + f" (baseline: {args.baseline_python})")
     footer += [f"- {note}" for note in notes]
     took = f"{elapsed / 60:.1f} min" if elapsed >= 60 else f"{elapsed:.0f} s"
     footer.append(f"- Run took {took}: python scripts/bench_peers.py " + " ".join(sys.argv[1:]))
@@ -793,6 +801,22 @@ def driver(args):
         Path(args.output).write_text(text)
         print(f"written to {args.output}")
     return 1 if failed else 0
+
+
+def paired_ratios(results, b, engine, other):
+    """The ratio of two engines' times round by round, as text to follow the ratio of
+    their medians: on a shared machine the load drifts between rounds, and both
+    engines of one round ran minutes apart at most, so the median of the
+    per-round ratios and the ratio of the best epochs are steadier than the
+    ratio of the medians of all epochs."""
+    mine, theirs = results.get((b, engine, "rounds")), results.get((b, other, "rounds"))
+    if not mine or not theirs or len(mine) != len(theirs):
+        return ""
+    ratios = [x / y for x, y in zip(mine, theirs)]
+    best = min(results[(b, engine)]) / min(results[(b, other)])
+    spread = f" (rounds {min(ratios):.3f}-{max(ratios):.3f})" if len(ratios) > 1 else ""
+    return (f"; round by round, median {statistics.median(ratios):.3f}{spread}; best epoch "
+            f"against best epoch {best:.3f}")
 
 
 def main(argv=None):

@@ -87,3 +87,9 @@ def test_sparse_mnist_job_times_csr_and_dense_fits_without_a_dense_copy(tmp_path
     assert growth["fastnn-numba"] < dense_copy / 4, text
     assert growth["fastnn-numpy"] < dense_copy / 4, text
     assert "density 20.0%" in text and "fastnn-numba on CSR / on the same rows dense" in text
+    # the ratio paired round by round too, and best epoch against best epoch
+    ratio = re.search(r"on the same rows dense = ([0-9.]+); round by round, median ([0-9.]+); "
+                      r"best epoch against best epoch ([0-9.]+)", text)
+    assert ratio, text
+    # one round: its ratio is the ratio of the medians
+    assert ratio.group(1) == ratio.group(2), text
