@@ -3,6 +3,7 @@
     python scripts/compile_times.py            # default path: float32 plain SGD, batch 100
     python scripts/compile_times.py --optimizer adam --dtype float64 --batch-size 200
     python scripts/compile_times.py --all                 # one cold process per path, a summary
+    python scripts/compile_times.py --sparse --sizes 784,200,10   # a CSR X: the sparse path
 
 Each path runs in a fresh interpreter with an empty ``NUMBA_CACHE_DIR``, so
 everything it needs is compiled.  Numba broadcasts a ``numba:compile`` event
@@ -79,6 +80,10 @@ from fastnn import Network
 rng = np.random.default_rng(0)
 n, sizes = spec["rows"], spec["sizes"]
 X = rng.random((n, sizes[0]))
+if spec["sparse"]:
+    import scipy.sparse
+    X[X < 0.8] = 0  # about a fifth of the entries stored, as MNIST
+    X = scipy.sparse.csr_matrix(X)
 y = rng.integers(0, sizes[-1], n)
 net = Network(sizes, dtype=spec["dtype"], seed=0, n_threads=spec["threads"])
 imported = time.perf_counter()
@@ -154,13 +159,15 @@ def main():
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--validation", action="store_true",
                         help="hold out a tenth as validation data (compiles the evaluation too)")
+    parser.add_argument("--sparse", action="store_true",
+                        help="fit a CSR X (a fifth of its entries stored): the sparse path")
     parser.add_argument("--limit", type=int, default=25, help="rows of the table")
     parser.add_argument("--all", action="store_true", help="every common path, a summary")
     parser.add_argument("--passes", type=int, default=0,
                         help="also list the costliest passes of this many functions")
     args = parser.parse_args()
     base = {"sizes": [int(s) for s in args.sizes.split(",")], "rows": args.rows,
-            "threads": args.threads, "validation": args.validation}
+            "threads": args.threads, "validation": args.validation, "sparse": args.sparse}
     if not args.all:
         record = measure(dict(base, optimizer=args.optimizer, momentum=args.momentum,
                               dtype=args.dtype, batch_size=args.batch_size))
