@@ -166,10 +166,10 @@ def _stand_in(dtype):
     return _STAND_INS[np.dtype(dtype)]
 
 
-def _update_scratch(dtype, n_columns, capacity, n_threads):
-    """The scratch of :func:`fastnn.kernels.sparse_input.first_layer_update`: column
-    counts for each thread, and room for ``capacity`` entries."""
-    return (np.zeros(n_threads * (n_columns + 1), dtype=np.int64),
+def _update_scratch(dtype, n_columns, capacity):
+    """The scratch of :func:`fastnn.kernels.sparse_input.first_layer_update`: where each
+    column's sorted entries end, and room for ``capacity`` entries."""
+    return (np.zeros(n_columns, dtype=np.int64),
             np.zeros(capacity, dtype=np.int32), np.zeros(capacity, dtype=dtype))
 
 
@@ -181,7 +181,7 @@ def _sparse_forward_call(params, table, hidden, X, acts):
     sparse = _sparse()
     return (sparse.sparse_forward,
             (_NO_LEAVES, params, table, hidden, *csr_parts(X), WT, acts, settings, n_threads,
-             _stand_in(params.dtype), _WHOLE, _update_scratch(params.dtype, 0, 0, 1),
+             _stand_in(params.dtype), _WHOLE, _update_scratch(params.dtype, 0, 0),
              sparse.upper_plans(table.shape[0], sparse.PLAIN_SGD)[0]),
             slots, PATHS["sparse-forward"])
 
@@ -234,7 +234,7 @@ def _sparse_backward_call(params, table, hidden, X, acts, deltas, weight_decay, 
     # the first weight gradient is made transposed, in its own scratch
     GT = np.empty((table[0, 0], table[0, 1]), dtype=params.dtype)
     data, indices, indptr = csr_parts(X)
-    scratch = _update_scratch(params.dtype, table[0, 0], int(indptr[-1] - indptr[0]), n_threads)
+    scratch = _update_scratch(params.dtype, table[0, 0], int(indptr[-1] - indptr[0]))
     sparse = _sparse()
     return (sparse.sparse_backward,
             (_NO_LEAVES, params, grad, table, hidden, data, indices, indptr, acts, deltas,
@@ -281,7 +281,7 @@ def _sparse_training_call(path, params, grad, state, table, hidden, output, csr,
     # room for the entries of the longest rows, a batch of them (or all there are)
     longest = int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
     capacity = min(int(indptr[-1] - indptr[0]), batch_size * longest)
-    scratch = _update_scratch(params.dtype, table[0, 0], capacity, n_threads)
+    scratch = _update_scratch(params.dtype, table[0, 0], capacity)
     return (entry,
             (_NO_LEAVES, params, grad, state, table, hidden, output, *csr, Y, weights, order,
              batch_size, settings, step, mode, sparse.upper_plans(table.shape[0], mode), ybuf,

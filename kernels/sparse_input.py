@@ -101,7 +101,7 @@ def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
     a1 = vector_zeros(M)
     a2 = vector_zeros(M)
     a3 = vector_zeros(M)
-    for k in range(k0, k1):
+    for k in range(np.uint64(k0), np.uint64(k1)):
         v = values[k]
         at = rows[k] * d1 + c
         a0 = vector_add_product(a0, v, M, at)
@@ -115,7 +115,7 @@ def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
 def _sum_rows_one(values, rows, k0, k1, M, d1, c, a):
     # as _sum_rows, into one vector a (zeros: a whole vector, or a half for a row's
     # last columns)
-    for k in range(k0, k1):
+    for k in range(np.uint64(k0), np.uint64(k1)):
         a = vector_add_product(a, values[k], M, rows[k] * d1 + c)
     return a
 
@@ -123,7 +123,7 @@ def _sum_rows_one(values, rows, k0, k1, M, d1, c, a):
 @njit(inline="always")
 def _sum_rows_tail(values, rows, k0, k1, M, out, c):
     # out[q] += Σ_k values[k] M[rows[k], c + q]: the last, partial vector's columns
-    for k in range(k0, k1):
+    for k in range(np.uint64(k0), np.uint64(k1)):
         add_row(out, values[k], row_segment(M, rows[k], c, c + out.shape[0]))
 
 
@@ -222,60 +222,49 @@ def csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT):
     for i in range(n):
         r = _row(order, start, i)
         delta = D[i]
-        for k in range(indptr[r], indptr[r + 1]):
-            add_row(GT[indices[k]], alpha * data[k], delta)
+        for k in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+            add_row(GT[np.uint64(indices[k])], alpha * data[k], delta)
 
 
 @njit(inline="always")
-def count_columns(indices, indptr, order, start, i0, i1, counts):
-    """``counts[j]`` ← how many entries of the batch's rows ``i0:i1`` are in column ``j``
-    (``counts``, shape (d_0 + 1,), is zeroed first; its last element stays 0)."""
-    for j in range(counts.shape[0]):
-        counts[j] = 0
-    for i in range(i0, i1):
+def sort_by_column(alpha, data, indices, indptr, order, start, n, ends, entry_rows,
+                   entry_values):
+    """The entries of the batch's ``n`` rows sorted by column (a counting sort): batch row
+    ``i`` to ``entry_rows`` and ``alpha · data[k]`` to ``entry_values``, column by
+    column, in the batch's order within each column; after it, ``ends[j]`` (shape
+    (d_0,)) is where column ``j``'s entries end.
+
+    On one thread: shared between two, both threads wrote the cache lines of
+    each column's span, and the sort took 67-69 ms of an MNIST epoch (50,000
+    rows, batches of 100) against 40-51 ms on one (2-core AMD Zen 3, a
+    standalone copy, medians of 9 alternating rounds).
+    """
+    for j in range(ends.shape[0]):
+        ends[j] = 0
+    for i in range(n):
         r = _row(order, start, i)
-        for k in range(indptr[r], indptr[r + 1]):
-            counts[indices[k]] += 1
-
-
-@njit(inline="always")
-def column_offsets(counts, n_parts, d0):
-    """The counts of :func:`count_columns` become where each part's entries of each column
-    go: ``counts[u, j]`` (``counts`` flat, part ``u`` at ``u (d_0 + 1)``) ← the entries
-    before it, column by column and, within a column, part by part.  The batch's
-    entries sorted by column, in the batch's order within each column, whatever the
-    number of parts."""
-    stride = d0 + 1
+        for k in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+            ends[np.uint64(indices[k])] += 1
     position = 0
-    for j in range(d0):
-        for u in range(n_parts):
-            c = counts[u * stride + j]
-            counts[u * stride + j] = position
-            position += c
-
-
-@njit(inline="always")
-def place_entries(alpha, data, indices, indptr, order, start, i0, i1, counts, entry_rows,
-                  entry_values):
-    """The entries of the batch's rows ``i0:i1`` to their places by column: batch row
-    ``i`` to ``entry_rows`` and ``alpha · data[k]`` to ``entry_values``, at the
-    positions ``counts`` (this part's row of :func:`column_offsets`) gives, which move
-    on; after it, ``counts[j]`` is where this part's entries of column ``j`` end."""
-    for i in range(i0, i1):
+    for j in range(ends.shape[0]):
+        c = ends[j]
+        ends[j] = position
+        position += c
+    for i in range(n):
         r = _row(order, start, i)
-        for k in range(indptr[r], indptr[r + 1]):
-            j = indices[k]
-            p = counts[j]
-            entry_rows[p] = i
-            entry_values[p] = alpha * data[k]
-            counts[j] = p + 1
+        for k in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+            j = np.uint64(indices[k])
+            p = ends[j]
+            entry_rows[np.uint64(p)] = i
+            entry_values[np.uint64(p)] = alpha * data[k]
+            ends[j] = p + 1
 
 
 @njit(inline="always")
 def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
     """``GT[j] += Σ entry_values[p] D[entry_rows[p]]`` over each column ``j`` of ``j0:j1``'s
-    sorted entries: those from ``ends[j - 1]`` (0 for the first column) to ``ends[j]``,
-    ``ends`` being the last part's row of :func:`place_entries`' counts.
+    sorted entries: those from ``ends[j - 1]`` (0 for the first column) to ``ends[j]``
+    (:func:`sort_by_column`).
 
     Each row of ``GT`` is loaded and stored once per batch, its column's sum
     made in registers first (:func:`sum_of_rows`); each column's entries are
@@ -290,56 +279,34 @@ def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
         p = end
 
 
-@njit(inline="always")
-def _part(counts, u, d0):
-    # part u's row of the flat counts
-    return counts[u * (d0 + 1):(u + 1) * (d0 + 1)]
-
-
 #: what :func:`parallel_first_layer` runs (an int64 argument, not a literal: one
 #: specialisation for all)
 PRODUCT = 0
-COUNT = 1
-PLACE = 2
-ADD = 3
+ADD = 1
 
 
 @njit(**INTERNAL, parallel=True)
-def parallel_first_layer(kind, alpha, data, indices, indptr, order, start, n, M, WT, counts,
+def parallel_first_layer(kind, data, indices, indptr, order, start, n, M, WT, ends,
                          entry_rows, entry_values, n_blocks):
-    """One phase of the first layer on ``n_blocks`` threads: its product (``kind``
-    PRODUCT: :func:`csr_times` into ``M``, ``Z_1``) or a phase of its grouped update
-    of ``WT`` from ``M``, ``δ_1``: a counting sort of the batch's entries by
-    column, then each row of ``WT`` updated once.
+    """The first layer's product (``kind`` PRODUCT: :func:`csr_times` into ``M``, ``Z_1``,
+    the batch's rows split) or its grouped update (ADD: :func:`add_columns` of the
+    sorted entries, :func:`sort_by_column`, and ``M``, ``δ_1``, into ``WT``, the
+    columns of ``X`` (rows of ``WT``) split) on ``n_blocks`` threads.  No result
+    depends on the split.
 
-    The product, COUNT (:func:`count_columns`) and PLACE (:func:`place_entries`)
-    split the batch's rows, each thread with its row of ``counts`` (``d_0 + 1``
-    each, :func:`column_offsets` between the two); ADD (:func:`add_columns`)
-    splits the columns of ``X`` (rows of ``WT``).  Sorting apart for its own
-    columns, every thread read all the batch's entries twice; sharing the sort
-    (and prefetching, :func:`csr_times`) took an MNIST epoch in batches of 100
-    on two threads to 0.83 of its time (AMD Zen 5).  No result depends on the
-    split.
-
-    One parallel function, one loop, for all the phases: each ``parallel=True``
-    function, and each parallel loop in one, compiles for seconds (the sparse
-    SGD kernels, against the one sort a thread before: 1.37 times the compile
-    time with a loop per phase, 1.03 with one loop).
+    One parallel function, one loop, for both: each ``parallel=True`` function,
+    and each parallel loop in one, compiles for seconds (the sparse SGD
+    kernels: 1.37 times the compile time with a loop per phase, 1.03 with one
+    loop).
     """
     d0 = WT.shape[0]
     for t in prange(n_blocks):
-        i0 = t * n // n_blocks
-        i1 = (t + 1) * n // n_blocks
         if kind == PRODUCT:
-            csr_times(data, indices, indptr, order, start, i0, i1, WT, M)
-        elif kind == COUNT:
-            count_columns(indices, indptr, order, start, i0, i1, _part(counts, t, d0))
-        elif kind == PLACE:
-            place_entries(alpha, data, indices, indptr, order, start, i0, i1,
-                          _part(counts, t, d0), entry_rows, entry_values)
+            csr_times(data, indices, indptr, order, start, t * n // n_blocks,
+                      (t + 1) * n // n_blocks, WT, M)
         else:
-            add_columns(M, WT, t * d0 // n_blocks, (t + 1) * d0 // n_blocks,
-                        _part(counts, n_blocks - 1, d0), entry_rows, entry_values)
+            add_columns(M, WT, t * d0 // n_blocks, (t + 1) * d0 // n_blocks, ends, entry_rows,
+                        entry_values)
 
 
 @njit(inline="always")
@@ -359,14 +326,14 @@ def _entries(indptr, order, start, n):
 def first_layer_product(data, indices, indptr, order, start, n, WT, Z, scratch, n_blocks):
     """``Z ← X_batch WT`` (n, d_1), on the threads when it is big enough to pay for them.
 
-    ``scratch`` is ``(counts, entry_rows, entry_values)`` (see
+    ``scratch`` is ``(ends, entry_rows, entry_values)`` (see
     :func:`first_layer_update`).
     """
     work = _entries(indptr, order, start, n) * WT.shape[1]
     if n_blocks > 1 and n >= n_blocks and work >= MIN_PARALLEL_MULTIPLY_ADDS:
-        counts, entry_rows, entry_values = scratch
-        parallel_first_layer(np.int64(PRODUCT), WT[0, 0], data, indices, indptr, order, start,
-                             n, Z, WT, counts, entry_rows, entry_values, n_blocks)
+        ends, entry_rows, entry_values = scratch
+        parallel_first_layer(np.int64(PRODUCT), data, indices, indptr, order, start, n, Z, WT,
+                             ends, entry_rows, entry_values, n_blocks)
     else:
         csr_times(data, indices, indptr, order, start, 0, n, WT, Z)
 
@@ -376,28 +343,27 @@ def first_layer_update(alpha, data, indices, indptr, order, start, n, D, GT, scr
                        n_blocks):
     """``GT += alpha (δᵀ X_batch)ᵀ`` in the rows of ``GT`` the batch uses.
 
-    ``scratch`` is ``(counts, entry_rows, entry_values)``: int64, shape
-    (threads (d_0 + 1),), int32 and the dtype, shape (capacity,), ``capacity``
-    at least the batch's entries.  A batch with at least as many
-    entries as ``X`` has columns (MNIST: 15,000 in batches of 100, 784
-    columns) repeats columns, and its entries are grouped by column
-    (:func:`parallel_first_layer`'s COUNT, PLACE and ADD, threaded when big
-    enough); otherwise (text: 6,400 in batches of 64, 50,000 columns) entry by
-    entry on this thread.
+    ``scratch`` is ``(ends, entry_rows, entry_values)``: int64, shape (d_0,), int32
+    and the dtype, shape (capacity,), ``capacity`` at least the batch's entries.
+    A batch with at least as many entries as ``X`` has columns (MNIST: 15,000
+    in batches of 100, 784 columns) repeats columns: its entries are sorted by
+    column on this thread (:func:`sort_by_column`), then each touched row of
+    ``GT`` gets its column's sum (ADD of :func:`parallel_first_layer`, threaded
+    when big enough).  Otherwise (text: 6,400 in batches of 64, 50,000 columns)
+    entry by entry on this thread.
     """
-    counts, entry_rows, entry_values = scratch
+    ends, entry_rows, entry_values = scratch
     entries = _entries(indptr, order, start, n)
     d0, d1 = GT.shape
     if entries < d0:
         csr_scatter(alpha, data, indices, indptr, order, start, n, D, GT)
         return
-    # on one thread too through the parallel loop: its phases are compiled once, there
+    sort_by_column(alpha, data, indices, indptr, order, start, n, ends, entry_rows,
+                   entry_values)
+    # on one thread too through the parallel loop: ADD is compiled once, there
     parts = n_blocks if entries * d1 >= MIN_PARALLEL_MULTIPLY_ADDS else 1
-    for kind in (COUNT, PLACE, ADD):
-        parallel_first_layer(np.int64(kind), alpha, data, indices, indptr, order, start, n, D,
-                             GT, counts, entry_rows, entry_values, parts)
-        if kind == COUNT:
-            column_offsets(counts, parts, d0)
+    parallel_first_layer(np.int64(ADD), data, indices, indptr, order, start, n, D, GT, ends,
+                         entry_rows, entry_values, parts)
 
 
 @njit(inline="always")
