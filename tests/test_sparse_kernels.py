@@ -233,18 +233,21 @@ def test_workspace_layout_is_the_reference_layout():
     assert case.net.params.size == n_params(case.table)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_threaded_first_layer_gives_the_one_thread_numbers(optimizer):
+@pytest.mark.parametrize("sizes", [[300, 40], [300, 40, 6]], ids=["no-hidden", "hidden"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "sgd-clipped"])
+def test_threaded_first_layer_gives_the_one_thread_numbers(optimizer, sizes):
     """Batches big enough for the threaded product (split by rows) and the threaded
     update grouped by column (split by columns): the same bits on one thread and two,
-    and the reference's numbers.  No hidden layer: the dense layers' products above
-    the first may round differently on two threads (their split changes BLAS's
-    blocking), the first layer's sums may not."""
+    and the reference's numbers.  The layer above the first, when there is one, is
+    too small for its steps to be threaded (40 x 6 at batch 120:
+    config.MIN_PARALLEL_MULTIPLY_ADDS), so its products round as on one thread;
+    larger dense layers may round differently on two threads (their split changes
+    BLAS's blocking), the first layer's sums may not."""
     from fastnn.threads import available_threads, thread_scope
     if available_threads() < 2:
         pytest.skip("needs 2 threads")
     n, batch = 240, 120
-    case = KernelCase([300, 40], "relu", "softmax", "float64", n)
+    case = KernelCase(sizes, "relu", "softmax", "float64", n)
     case.X = awkward_csr(n, 300, case.dtype, "int32", per_row=20)
     entries = np.diff(case.X.indptr)[:batch].sum()
     assert entries >= 300 and entries * 40 >= 1 << 16  # grouped, and threaded
