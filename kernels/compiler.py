@@ -43,7 +43,7 @@ logger = logging.getLogger("fastnn")
 #: enough to share; the units divide themselves (see claim)
 COST = {"run_plan": 2.8, "gradient_step": 3.0, "sgd_step": 2.4, "output_pass": 1.8,
         "delta_step": 1.8, "forward_step": 1.8, "parallel_step": 1.4,
-        "per_sample_sgd_epoch": 2.8, "first_layer_product": 6.7, "first_layer_update": 2.9}
+        "per_sample_sgd_epoch": 2.8, "first_layer_product": 7.8, "first_layer_update": 1.6}
 #: compile in two processes only when this much (seconds) is to be compiled
 PARALLEL_THRESHOLD = 5.0
 #: give up on the other process after this many seconds (and compile here)
