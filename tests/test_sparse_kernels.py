@@ -92,6 +92,42 @@ def test_forward_and_backward(sizes, n, activation, output, dtype, index_dtype, 
     assert np.abs(numba_out[2]).max() > 0
 
 
+# first layers whose widths take the passes of the register sums (sum_of_rows in
+# kernels/sparse_input.py: blocks of four vectors of 16 float32 or 8 float64, then
+# single vectors, a half vector, scalars) in many combinations: float32 5 = 5 scalars,
+# 39 = 2 vectors + 7, 77 = a block + a half + 5, 100 = a block + 2 vectors + 4, 200 =
+# 3 blocks + a half (MNIST's); float64 5 = a half + 1, 39 = a block + a half + 3, 77 =
+# 2 blocks + a vector + a half + 1, 100 = 3 blocks + a half, 200 = 6 blocks + a vector;
+# 16 is one vector of float32, two of float64
+FIRST_WIDTHS = [5, 16, 39, 77, 100, 200]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", FIRST_WIDTHS)
+def test_first_layer_widths(width, dtype, n_threads):
+    """The first layer's product (forward) and its grouped weight gradient (backward: 30
+    rows of about 6 entries, more entries than the 40 columns, so sorted by column) at
+    widths that take every pass of the sums in registers."""
+    n = 30
+    case = sparse_case([40, width], "relu", "softmax", dtype, n, "int32")
+
+    def run(module):
+        workspace = case.workspace()
+        module.forward(case.net.params, case.table, case.hidden, case.X, workspace.acts)
+        module.output_delta(case.output, workspace.logits(n), case.Y, case.weights,
+                            case.dtype.type(1.0 / case.weights.sum()),
+                            workspace.output_deltas(n))
+        grad = np.zeros_like(case.net.params)
+        module.backward(case.net.params, case.table, case.hidden, case.X, workspace.acts,
+                        workspace.deltas, case.dtype.type(0.0), grad)
+        return workspace.logits(n).copy(), grad
+
+    (logits, grad), (ref_logits, ref_grad) = both(case, n_threads, run)
+    rtol = PARITY_RTOL[dtype]
+    assert relative_error(logits, ref_logits) <= rtol, "logits"
+    assert relative_error(grad, ref_grad) <= rtol, "gradient"
+
+
 def test_forward_leaves_the_parameters_as_they_were():
     """The forward and backward passes read a transposed copy of W_1, never transpose
     the parameters themselves."""
