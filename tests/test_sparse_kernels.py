@@ -58,6 +58,23 @@ def sparse_case(sizes, activation, output, dtype, n, index_dtype, seed=0):
     return case
 
 
+def forward_and_backward(module, case, X, decays):
+    """``module``'s forward pass of ``X``, the output's delta, then a backward pass for each
+    weight decay in ``decays``; returns the workspace and the gradients."""
+    n = case.n
+    workspace = case.workspace()
+    module.forward(case.net.params, case.table, case.hidden, X, workspace.acts)
+    module.output_delta(case.output, workspace.logits(n), case.Y, case.weights,
+                        case.dtype.type(1.0 / case.weights.sum()), workspace.output_deltas(n))
+    grads = []
+    for decay in decays:
+        grad = np.zeros_like(case.net.params)
+        module.backward(case.net.params, case.table, case.hidden, X, workspace.acts,
+                        workspace.deltas, case.dtype.type(decay), grad)
+        grads.append(grad)
+    return workspace, grads
+
+
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", OUTPUTS)
@@ -69,17 +86,7 @@ def test_forward_and_backward(sizes, n, activation, output, dtype, index_dtype, 
     dense = case.X.toarray()
 
     def run(module, X):
-        workspace = case.workspace()
-        grads = []
-        module.forward(case.net.params, case.table, case.hidden, X, workspace.acts)
-        module.output_delta(case.output, workspace.logits(n), case.Y, case.weights,
-                            case.dtype.type(1.0 / case.weights.sum()),
-                            workspace.output_deltas(n))
-        for decay in (0.0, 0.03):
-            grad = np.zeros_like(case.net.params)
-            module.backward(case.net.params, case.table, case.hidden, X, workspace.acts,
-                            workspace.deltas, case.dtype.type(decay), grad)
-            grads.append(grad)
+        workspace, grads = forward_and_backward(module, case, X, (0.0, 0.03))
         return workspace.acts, workspace.deltas, *grads
 
     numba_out, ref_out = both(case, n_threads, lambda module: run(module, case.X))
@@ -112,14 +119,7 @@ def test_first_layer_widths(width, dtype, n_threads):
     case = sparse_case([40, width], "relu", "softmax", dtype, n, "int32")
 
     def run(module):
-        workspace = case.workspace()
-        module.forward(case.net.params, case.table, case.hidden, case.X, workspace.acts)
-        module.output_delta(case.output, workspace.logits(n), case.Y, case.weights,
-                            case.dtype.type(1.0 / case.weights.sum()),
-                            workspace.output_deltas(n))
-        grad = np.zeros_like(case.net.params)
-        module.backward(case.net.params, case.table, case.hidden, case.X, workspace.acts,
-                        workspace.deltas, case.dtype.type(0.0), grad)
+        workspace, (grad,) = forward_and_backward(module, case, case.X, (0.0,))
         return workspace.logits(n).copy(), grad
 
     (logits, grad), (ref_logits, ref_grad) = both(case, n_threads, run)
