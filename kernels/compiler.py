@@ -40,10 +40,16 @@ logger = logging.getLogger("fastnn")
 #: seconds of compilation a unit costs, with the helpers it is the first to
 #: need (2-core AMD Zen 3, Dec 2026, scripts/compile_times.py with
 #: FASTNN_COMPILE_JOBS=1): the order of the shared list, and whether there is
-#: enough to share; the units divide themselves (see claim)
+#: enough to share; the units divide themselves (see claim).  Units that link
+#: the same helper each count it, since either may be the first to need it, in
+#: either process: the sparse first layer's product and update share
+#: parallel_first_layer (the update alone 2.6 s with it, the product 3.1, on
+#: Sapphire Rapids; scaled here).  With the update counted without it (1.6), the
+#: update went to the cheap end of the list, both processes compiled the
+#: helper, and a cold sparse-SGD fit took 8.7 s against 7.8.
 COST = {"run_plan": 2.8, "gradient_step": 3.0, "sgd_step": 2.4, "output_pass": 1.8,
         "delta_step": 1.8, "forward_step": 1.8, "parallel_step": 1.4,
-        "per_sample_sgd_epoch": 2.8, "first_layer_product": 7.8, "first_layer_update": 1.6}
+        "per_sample_sgd_epoch": 2.8, "first_layer_product": 7.8, "first_layer_update": 6.6}
 #: compile in two processes only when this much (seconds) is to be compiled
 PARALLEL_THRESHOLD = 5.0
 #: give up on the other process after this many seconds (and compile here)
