@@ -112,6 +112,25 @@ def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
 
 
 @njit(inline="always")
+def _sum_rows_and_half(values, rows, k0, k1, M, d1, c, lanes):
+    # as _sum_rows, and the half vector after the four in the same pass
+    a0 = vector_zeros(M)
+    a1 = vector_zeros(M)
+    a2 = vector_zeros(M)
+    a3 = vector_zeros(M)
+    h = half_vector_zeros(M)
+    for k in range(np.uint64(k0), np.uint64(k1)):
+        v = values[k]
+        at = rows[k] * d1 + c
+        a0 = vector_add_product(a0, v, M, at)
+        a1 = vector_add_product(a1, v, M, at + lanes)
+        a2 = vector_add_product(a2, v, M, at + 2 * lanes)
+        a3 = vector_add_product(a3, v, M, at + 3 * lanes)
+        h = vector_add_product(h, v, M, at + 4 * lanes)
+    return a0, a1, a2, a3, h
+
+
+@njit(inline="always")
 def _sum_rows_one(values, rows, k0, k1, M, d1, c, a):
     # as _sum_rows, into one vector a (zeros: a whole vector, or a half for a row's
     # last columns)
@@ -136,28 +155,39 @@ def _write(out, at, a, store):
         vector_add_to(out, at, a)
 
 
+@njit(inline="always")
+def pass_width(c, d1, lanes):
+    """The columns of :func:`add_columns`' strip at column ``c`` of ``d_1``: four vectors,
+    and the half vector after them when it is the last strip (no whole vector after it)
+    and a half fits (d_1 = 200 in float32: 64, 64, 72): a pass of the half alone waits
+    on its one running sum at every entry."""
+    if c + 4 * lanes + lanes // 2 <= d1 < c + 5 * lanes:
+        return 4 * lanes + lanes // 2
+    return 4 * lanes
+
+
 # compiled on its own (not inlined): it has two callers, and each call site of an
 # inlined function is compiled again (3 s more of a cold sparse fit)
 @njit(**INTERNAL)
-def sum_of_rows(values, rows, k0, k1, M, out, store):
-    """``out ← Σ_k values[k] M[rows[k]]`` (``store``) or ``out += ...`` over ``k0:k1``
-    (``out`` a row of a C-contiguous matrix, ``M`` C-contiguous, both of width
-    ``d_1``): a CSR row's product (``M`` = ``W_1^T``) and a column's share of the
-    weight gradient (``M`` = ``δ_1``).
+def sum_of_rows(values, rows, k0, k1, M, out, store, c):
+    """``out[c:] ← Σ_k values[k] M[rows[k], c:]`` (``store``) or ``out[c:] += ...`` over
+    ``k0:k1`` (``out`` a row of a C-contiguous matrix, ``M`` C-contiguous, both of
+    width ``d_1``): a CSR row's product (``M`` = ``W_1^T``, ``c`` 0) and a column's
+    share of the weight gradient (``M`` = ``δ_1``) after the strips of
+    :func:`add_columns`.
 
-    Block by block of four vectors along the row, every entry of the block added
-    into sums held in registers, each written out once (entry by entry over the
-    whole row, the sums were loaded and stored for every four entries: the
-    product of 50,000 MNIST rows through d_1 = 208 took 49-65 ms on 2 threads,
-    36 ms this way with ``W_1^T`` aligned, a standalone script on Sapphire
-    Rapids; a whole CSR epoch of 784-200-10 at batch 100, 0.158-0.167 against
-    0.171-0.178 s, 784-208-10 0.137-0.165 against 0.181-0.201).  The entries are
-    summed in their order, one fused multiply-add each, whatever the split
-    among threads.
+    Block by block of four vectors along the row, every entry of the block
+    added into sums held in registers, each written out once (entry by entry
+    over the whole row, the sums were loaded and stored for every four entries:
+    the product of 50,000 MNIST rows through d_1 = 208 took 49-65 ms on 2
+    threads, 36 ms this way with ``W_1^T`` aligned, a standalone script on
+    Sapphire Rapids; a whole CSR epoch of 784-200-10 at batch 100, 0.158-0.167
+    against 0.171-0.178 s, 784-208-10 0.137-0.165 against 0.181-0.201).  The
+    entries are summed in their order, one fused multiply-add
+    each, whatever the split among threads.
     """
     d1 = M.shape[1]
     lanes = vector_lanes(M)
-    c = 0
     while c + 4 * lanes <= d1:
         a0, a1, a2, a3 = _sum_rows(values, rows, k0, k1, M, d1, c, lanes)
         _write(out, c, a0, store)
@@ -207,7 +237,7 @@ def csr_times(data, indices, indptr, order, start, i0, i1, WT, Z):
         if i + PREFETCH_AHEAD < i1:
             prefetch_csr_row(data, indices, indptr, _row(order, start, i + PREFETCH_AHEAD))
         r = _row(order, start, i)
-        sum_of_rows(data, indices, indptr[r], indptr[r + 1], WT, Z[i], True)
+        sum_of_rows(data, indices, indptr[r], indptr[r + 1], WT, Z[i], True, 0)
 
 
 @njit(**INTERNAL)
@@ -260,23 +290,57 @@ def sort_by_column(alpha, data, indices, indptr, order, start, n, ends, entry_ro
             ends[j] = p + 1
 
 
-@njit(inline="always")
+# compiled on its own: inlined into the parallel loop, its passes took a cold sparse
+# fit from 9.9 to 12.6 s (2-core Zen 4)
+@njit(**INTERNAL)
 def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
     """``GT[j] += Σ entry_values[p] D[entry_rows[p]]`` over each column ``j`` of ``j0:j1``'s
     sorted entries: those from ``ends[j - 1]`` (0 for the first column) to ``ends[j]``
     (:func:`sort_by_column`).
 
-    Each row of ``GT`` is loaded and stored once per batch, its column's sum
-    made in registers first (:func:`sum_of_rows`); each column's entries are
-    added in the batch's order, so the sums do not depend on how the rows and
-    columns are shared among threads.
+    Strip by strip of ``D``'s columns: each pass of four vectors
+    (:func:`pass_width`) goes over every column before the next, so that the
+    strip of ``δ_1`` it reads (100 rows of 64 float32: 25.6 KB) stays in L1
+    (column by column, each column's passes read 800-byte rows of ``δ_1`` from
+    L2: the sort and add of 50,000 MNIST rows in batches of 100 took 69-75 ms
+    against 64-68 this way, 2 threads, 2-core AMD Zen 4, a standalone copy; a
+    CSR epoch in ``fit`` 0.87-0.95 of its time, docs/design.md).
+    The columns after the last strip, column by column (:func:`sum_of_rows`).
+    Each row of ``GT`` is added to once per strip, its sum made in registers
+    first; each column's entries are added in the batch's order, so the sums do
+    not depend on how the rows and columns are shared among threads.
     """
-    p = ends[j0 - 1] if j0 > 0 else 0
-    for j in range(j0, j1):
-        end = ends[j]
-        if p < end:
-            sum_of_rows(entry_values, entry_rows, p, end, D, GT[j], False)
-        p = end
+    d1 = D.shape[1]
+    lanes = vector_lanes(D)
+    first = ends[j0 - 1] if j0 > 0 else 0
+    c = 0
+    while c + 4 * lanes <= d1:
+        width = pass_width(c, d1, lanes)
+        p = first
+        for j in range(j0, j1):
+            end = ends[j]
+            if p < end:
+                at = j * d1 + c
+                if width > 4 * lanes:
+                    a0, a1, a2, a3, h = _sum_rows_and_half(entry_values, entry_rows, p, end, D,
+                                                           d1, c, lanes)
+                    vector_add_to(GT, at + 4 * lanes, h)
+                else:
+                    a0, a1, a2, a3 = _sum_rows(entry_values, entry_rows, p, end, D, d1, c,
+                                               lanes)
+                vector_add_to(GT, at, a0)
+                vector_add_to(GT, at + lanes, a1)
+                vector_add_to(GT, at + 2 * lanes, a2)
+                vector_add_to(GT, at + 3 * lanes, a3)
+            p = end
+        c += width
+    if c < d1:
+        p = first
+        for j in range(j0, j1):
+            end = ends[j]
+            if p < end:
+                sum_of_rows(entry_values, entry_rows, p, end, D, GT[j], False, c)
+            p = end
 
 
 #: what :func:`parallel_first_layer` runs (an int64 argument, not a literal: one
