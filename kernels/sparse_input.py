@@ -399,7 +399,9 @@ def first_layer_product(data, indices, indptr, order, start, n, WT, Z, scratch, 
         parallel_first_layer(np.int64(PRODUCT), data, indices, indptr, order, start, n, Z, WT,
                              ends, entry_rows, entry_values, n_blocks)
     else:
-        csr_times(data, indices, indptr, order, start, 0, n, WT, Z)
+        # int64 bounds, as the parallel loop's: with a literal 0 Numba compiled csr_times
+        # a second time (0.3 s)
+        csr_times(data, indices, indptr, order, start, np.int64(0), n, WT, Z)
 
 
 @njit(**INTERNAL)
