@@ -94,13 +94,16 @@ def add_row(target, a, row):
 
 
 @njit(inline="always")
-def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
+def _sum_rows(values, rows, k0, k1, M, d1, c, lanes, half):
     """``Σ_k values[k] M[rows[k], c:c + 4 lanes]`` over ``k0:k1``, as four vectors
-    (:mod:`fastnn.kernels.vectors`): the running sums stay in registers."""
+    (:mod:`fastnn.kernels.vectors`): the running sums stay in registers.  ``half``
+    is None, or a half vector of zeros for the columns after the four in the same
+    pass; returns the four sums and ``half``'s."""
     a0 = vector_zeros(M)
     a1 = vector_zeros(M)
     a2 = vector_zeros(M)
     a3 = vector_zeros(M)
+    h = half
     for k in range(np.uint64(k0), np.uint64(k1)):
         v = values[k]
         at = rows[k] * d1 + c
@@ -108,25 +111,8 @@ def _sum_rows(values, rows, k0, k1, M, d1, c, lanes):
         a1 = vector_add_product(a1, v, M, at + lanes)
         a2 = vector_add_product(a2, v, M, at + 2 * lanes)
         a3 = vector_add_product(a3, v, M, at + 3 * lanes)
-    return a0, a1, a2, a3
-
-
-@njit(inline="always")
-def _sum_rows_and_half(values, rows, k0, k1, M, d1, c, lanes):
-    # as _sum_rows, and the half vector after the four in the same pass
-    a0 = vector_zeros(M)
-    a1 = vector_zeros(M)
-    a2 = vector_zeros(M)
-    a3 = vector_zeros(M)
-    h = half_vector_zeros(M)
-    for k in range(np.uint64(k0), np.uint64(k1)):
-        v = values[k]
-        at = rows[k] * d1 + c
-        a0 = vector_add_product(a0, v, M, at)
-        a1 = vector_add_product(a1, v, M, at + lanes)
-        a2 = vector_add_product(a2, v, M, at + 2 * lanes)
-        a3 = vector_add_product(a3, v, M, at + 3 * lanes)
-        h = vector_add_product(h, v, M, at + 4 * lanes)
+        if half is not None:  # a branch Numba drops when half is None
+            h = vector_add_product(h, v, M, at + 4 * lanes)
     return a0, a1, a2, a3, h
 
 
@@ -189,7 +175,7 @@ def sum_of_rows(values, rows, k0, k1, M, out, store, c):
     d1 = M.shape[1]
     lanes = vector_lanes(M)
     while c + 4 * lanes <= d1:
-        a0, a1, a2, a3 = _sum_rows(values, rows, k0, k1, M, d1, c, lanes)
+        a0, a1, a2, a3, _ = _sum_rows(values, rows, k0, k1, M, d1, c, lanes, None)
         _write(out, c, a0, store)
         _write(out, c + lanes, a1, store)
         _write(out, c + 2 * lanes, a2, store)
@@ -322,12 +308,12 @@ def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
             if p < end:
                 at = j * d1 + c
                 if width > 4 * lanes:
-                    a0, a1, a2, a3, h = _sum_rows_and_half(entry_values, entry_rows, p, end, D,
-                                                           d1, c, lanes)
+                    a0, a1, a2, a3, h = _sum_rows(entry_values, entry_rows, p, end, D, d1, c,
+                                                  lanes, half_vector_zeros(D))
                     vector_add_to(GT, at + 4 * lanes, h)
                 else:
-                    a0, a1, a2, a3 = _sum_rows(entry_values, entry_rows, p, end, D, d1, c,
-                                               lanes)
+                    a0, a1, a2, a3, _ = _sum_rows(entry_values, entry_rows, p, end, D, d1, c,
+                                                  lanes, None)
                 vector_add_to(GT, at, a0)
                 vector_add_to(GT, at + lanes, a1)
                 vector_add_to(GT, at + 2 * lanes, a2)
