@@ -169,8 +169,8 @@ def sum_of_rows(values, rows, k0, k1, M, out, store, c):
     threads, 36 ms this way with ``W_1^T`` aligned, a standalone script on
     Sapphire Rapids; a whole CSR epoch of 784-200-10 at batch 100, 0.158-0.167
     against 0.171-0.178 s, 784-208-10 0.137-0.165 against 0.181-0.201).  The
-    entries are summed in their order, one fused multiply-add
-    each, whatever the split among threads.
+    entries are summed in their order, one fused multiply-add each, whatever the
+    split among threads.
     """
     d1 = M.shape[1]
     lanes = vector_lanes(M)

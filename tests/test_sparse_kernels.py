@@ -99,14 +99,16 @@ def test_forward_and_backward(sizes, n, activation, output, dtype, index_dtype, 
     assert np.abs(numba_out[2]).max() > 0
 
 
-# first layers whose widths take the passes of the register sums (sum_of_rows and
-# add_columns in kernels/sparse_input.py: blocks of four vectors of 16 float32 or 8
-# float64, the last block with the half vector after it when no whole vector follows,
-# then single vectors, a half vector, scalars) in many combinations: float32 5 = 5
-# scalars, 39 = 2 vectors + 7, 77 = a block and a half + 5, 100 = a block + 2 vectors +
-# 4, 200 = 2 blocks + a block and a half (MNIST's); float64 5 = a half + 1, 39 = a
-# block and a half + 3, 77 = 2 blocks + a vector + a half + 1, 100 = 2 blocks + a block
-# and a half, 200 = 6 blocks + a vector; 16 is one vector of float32, two of float64
+# first layers whose widths take the passes of the register sums (sum_of_rows in
+# kernels/sparse_input.py, the product's: blocks of four vectors of 16 float32 or 8
+# float64, then single vectors, a half vector, scalars; add_columns, the gradient's:
+# the same, but a last block followed by a half vector and no whole one takes the half
+# in its pass) in many combinations: float32 5 = 5 scalars, 39 = 2 vectors + 7, 77 = a
+# block + a half (the gradient: a block and a half) + 5, 100 = a block + 2 vectors + 4,
+# 200 = 3 blocks + a half (2 blocks + a block and a half; MNIST's); float64 5 = a half
+# + 1, 39 = a block + a half (a block and a half) + 3, 77 = 2 blocks + a vector + a half
+# + 1, 100 = 3 blocks + a half (2 blocks + a block and a half), 200 = 6 blocks + a
+# vector; 16 is one vector of float32, two of float64
 FIRST_WIDTHS = [5, 16, 39, 77, 100, 200]
 
 
