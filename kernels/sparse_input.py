@@ -145,8 +145,11 @@ def _write(out, at, a, store):
 def pass_width(c, d1, lanes):
     """The columns of :func:`add_columns`' strip at column ``c`` of ``d_1``: four vectors,
     and the half vector after them when it is the last strip (no whole vector after it)
-    and a half fits (d_1 = 200 in float32: 64, 64, 72): a pass of the half alone waits
-    on its one running sum at every entry."""
+    and a half fits (d_1 = 200 in float32: 64, 64, 72), since a pass of the half alone
+    waits on its one running sum at every entry; where four vectors no longer fit, the
+    rest of the row (added column by column, :func:`sum_of_rows`)."""
+    if c + 4 * lanes > d1:
+        return d1 - c
     if c + 4 * lanes + lanes // 2 <= d1 < c + 5 * lanes:
         return 4 * lanes + lanes // 2
     return 4 * lanes
@@ -291,7 +294,8 @@ def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
     L2: the sort and add of 50,000 MNIST rows in batches of 100 took 69-75 ms
     against 64-68 this way, 2 threads, 2-core AMD Zen 4, a standalone copy; a
     CSR epoch in ``fit`` 0.87-0.95 of its time, docs/design.md).
-    The columns after the last strip, column by column (:func:`sum_of_rows`).
+    The columns after the last strip as one more strip, each column's through
+    :func:`sum_of_rows`.
     Each row of ``GT`` is added to once per strip, its sum made in registers
     first; each column's entries are added in the batch's order, so the sums do
     not depend on how the rows and columns are shared among threads.
@@ -299,13 +303,17 @@ def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
     d1 = D.shape[1]
     lanes = vector_lanes(D)
     first = ends[j0 - 1] if j0 > 0 else 0
-    c = 0
-    while c + 4 * lanes <= d1:
+    c = np.int64(0)  # not a literal 0: sum_of_rows would be compiled for that type too
+    while c < d1:
         width = pass_width(c, d1, lanes)
         p = first
         for j in range(j0, j1):
             end = ends[j]
             if p < end:
+                if width < 4 * lanes:  # the columns after the last strip
+                    sum_of_rows(entry_values, entry_rows, p, end, D, GT[j], False, c)
+                    p = end
+                    continue
                 at = j * d1 + c
                 if width > 4 * lanes:
                     a0, a1, a2, a3, h = _sum_rows(entry_values, entry_rows, p, end, D, d1, c,
@@ -320,13 +328,6 @@ def add_columns(D, GT, j0, j1, ends, entry_rows, entry_values):
                 vector_add_to(GT, at + 3 * lanes, a3)
             p = end
         c += width
-    if c < d1:
-        p = first
-        for j in range(j0, j1):
-            end = ends[j]
-            if p < end:
-                sum_of_rows(entry_values, entry_rows, p, end, D, GT[j], False, c)
-            p = end
 
 
 #: what :func:`parallel_first_layer` runs (an int64 argument, not a literal: one
