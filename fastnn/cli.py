@@ -604,7 +604,9 @@ def _train(args):
     if not args.quiet:
         sys.stdout.flush()  # the header before the progress bar on stderr
 
-    progress = not (args.quiet or args.no_progress)
+    # the bar redraws itself with carriage returns: on a terminal only (in a log file or
+    # a pipe every redraw would stay, ahead of each epoch's line)
+    progress = not (args.quiet or args.no_progress) and sys.stderr.isatty()
     if progress and not _progress_available():
         say("(no progress bar: tqdm is not installed; pip install tqdm)")
         progress = False

@@ -8,6 +8,7 @@ and the installed ``fastnn`` script are the same program.
 """
 
 import gzip
+import io
 import os
 import pickle
 import re
@@ -61,6 +62,27 @@ def parse_test_error(out):
 
 
 # --------------------------------------------------------------------- train
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_train_progress_bar_only_on_a_terminal(tiny, capsys, monkeypatch):
+    argv = ["train", "--data", tiny, "--epochs", 2, "--batch-size", 20]
+    # stderr captured (not a terminal): the epoch lines, no bar
+    status, out, err = run(capsys, *argv)
+    assert status == 0, err
+    assert "epoch 2/2" in out
+    assert "batch/s" not in err and "%|" not in err
+    # a terminal: the bar is drawn there
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([str(a) for a in argv]) == 0
+    assert "batch/s" in terminal.getvalue()
 
 
 def test_train_end_to_end(tiny, capsys):
