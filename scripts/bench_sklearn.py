@@ -6,8 +6,10 @@ features, 5 classes; ``max_iter`` capped, see ``--tabular-max-iter``, so that
 scikit-learn's side stays within minutes).  For each solver (adam, sgd, lbfgs)
 the two libraries fit alternately, ``--rounds`` times, each fit in this one
 process after a warm-up fit (fastnn's kernels compiled, both libraries'
-imports done); the table gives the median fit time, the ratio and the test
-accuracy.  Both use every core (fastnn's threads, scikit-learn's BLAS).
+imports done); the table gives the median fit time, the ratio of the medians,
+the median of each round's own ratio (its two fits back to back) with its
+range, and the test accuracy.  Both use every core (fastnn's threads,
+scikit-learn's BLAS).
 
 Every timed fit starts after ``--gap`` seconds of idle time.  Without it a
 fit that follows the other library's inherits its threads: NumPy's OpenBLAS
@@ -84,14 +86,19 @@ def main():
                     print(f"{name} {solver} {label}: {seconds:.2f} s, accuracy {accuracy:.4f}, "
                           f"{n_iter} iterations", flush=True)
             ours, theirs = (statistics.median(times[k]) for k in ("fastnn", "scikit-learn"))
-            rows.append((name, solver, theirs, ours, theirs / ours, last["scikit-learn"],
-                         last["fastnn"]))
+            # each round's two fits ran back to back: their ratio sees the same state of
+            # the host, which drifts between rounds (docs/design.md, rule 11)
+            by_round = [t / o for t, o in zip(times["scikit-learn"], times["fastnn"])]
+            rows.append((name, solver, theirs, ours, theirs / ours, by_round,
+                         last["scikit-learn"], last["fastnn"]))
     print(f"\nmedian of {args.rounds} fits each, alternating\n")
-    print("| problem | solver | scikit-learn s | fastnn s | speed-up | accuracy scikit-learn "
-          "(iterations) | accuracy fastnn (iterations) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, solver, theirs, ours, ratio, (acc_s, it_s), (acc_f, it_f) in rows:
-        print(f"| {name} | {solver} | {theirs:.2f} | {ours:.2f} | {ratio:.1f}x | "
+    print("| problem | solver | scikit-learn s | fastnn s | speed-up | round by round "
+          "| accuracy scikit-learn (iterations) | accuracy fastnn (iterations) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, solver, theirs, ours, ratio, by_round, (acc_s, it_s), (acc_f, it_f) in rows:
+        spread = (f"{statistics.median(by_round):.1f}x ({min(by_round):.1f}-"
+                  f"{max(by_round):.1f})")
+        print(f"| {name} | {solver} | {theirs:.2f} | {ours:.2f} | {ratio:.1f}x | {spread} | "
               f"{acc_s:.4f} ({it_s}) | {acc_f:.4f} ({it_f}) |")
 
 
